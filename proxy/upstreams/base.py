@@ -1,0 +1,124 @@
+"""The upstream interface: what every model adapter (litellm chat, raw completion, the
+embedded llama.cpp model) offers the proxy and the benchmark recorder.
+
+Every upstream chunk shape is normalised, inside the adapter, into :class:`StreamEvent`,
+so the rest of the code sees one event type (reasoning text, answer text, usage, finish).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+EventKind = Literal["reasoning", "content", "usage", "finish"]
+
+# How the final answer is written after a halt; see the README's provider table.
+Continuation = Literal["raw", "prefix", "prefill", "reask"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one upstream call (or a sum of several)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One normalised piece of an upstream stream.
+
+    ``tokens`` is the exact number of tokens in ``text`` when the adapter knows it (the
+    local model does); None means the caller counts with :meth:`Upstream.count_tokens`.
+    """
+
+    kind: EventKind
+    text: str = ""
+    tokens: int | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A chat request as an adapter receives it.
+
+    ``model`` is the upstream model id (e.g. ``openai/qwen``); ``params`` carries the
+    OpenAI sampling fields the client sent (temperature, top_p, seed, stop, ...) to pass
+    on unchanged.
+    """
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """A short forced answer from the reasoning so far.
+
+    ``logprob`` is the total log probability of the answer's tokens (all of them, not just
+    the first); ``alternatives`` maps other candidate answers to log probabilities when the
+    upstream gives top alternatives.
+    """
+
+    text: str
+    logprob: float | None = None
+    alternatives: dict[str, float] | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an upstream can do; the proxy chooses strategies from this."""
+
+    continuations: tuple[Continuation, ...] = ("reask",)
+    logprobs: bool = False
+    hides_reasoning: bool = False
+    exact_token_counts: bool = False
+
+
+EventStream = AsyncGenerator[StreamEvent, None]
+
+
+@runtime_checkable
+class Upstream(Protocol):
+    """One model behind the proxy.
+
+    Streams are async generators: callers must ``await stream.aclose()`` on halt, error and
+    client disconnect, and adapters close their own upstream connection in ``finally``.
+    """
+
+    name: str
+    capabilities: Capabilities
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` by the model's tokenizer, or a documented approximation."""
+        ...
+
+    def stream(self, request: ChatRequest) -> EventStream:
+        """Stream the model's reasoning, then its answer, then one usage event."""
+        ...
+
+    async def probe(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
+        """Ask for the answer now, from ``reasoning`` so far, in at most ``max_tokens``."""
+        ...
+
+    def continue_answer(
+        self, request: ChatRequest, reasoning: str, strategy: Continuation
+    ) -> EventStream:
+        """Stream the model's real final answer written after the truncated reasoning."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads or model memory."""
+        ...
