@@ -37,7 +37,8 @@ class Outcome:
 def _cut(trace: Trace, budget: int, probe_tokens: int, probes: int) -> Outcome:
     """The state of the run when reasoning is cut at ``budget`` tokens."""
     if trace.natural.tokens <= budget:
-        answer, tokens, halted, reason = trace.natural.answer, trace.natural.tokens, False, "natural"
+        answer, tokens = trace.natural.answer, trace.natural.tokens
+        halted, reason = False, "natural"
     else:
         last: Step | None = None
         for step in trace.steps:

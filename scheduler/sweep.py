@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from scheduler.answers import answers_match
+from scheduler.answers import answers_match, normalize_answer
 from scheduler.policies import (
     ConfidencePolicy,
     ConsistencyPolicy,
@@ -28,7 +28,7 @@ from scheduler.policies import (
 from scheduler.policy import Guarded, Policy
 from scheduler.registry import PolicySpec, create_policy
 from scheduler.replay import observation, replay_one
-from scheduler.signals import SignalTracker
+from scheduler.signals import NONE, OTHER, SignalTracker, normalise_alternatives
 from scheduler.trace import Trace
 
 Bool = npt.NDArray[np.bool_]
@@ -70,8 +70,16 @@ class BatchOutcome:
         return float(self.probe_tokens.mean()) if self.probe_tokens.size else 0.0
 
 
+_MAX_COLUMNS = 256  # beyond this many distinct answers, dense distributions cost too much
+
+
 class TraceBatch:
-    """Traces as padded arrays, with signal features cached per (window, metric)."""
+    """Traces as padded arrays, with signal features cached per (window, metric).
+
+    Answer distributions are dense ``(traces, steps, columns)`` arrays over the batch's
+    answer vocabulary plus ``__other__`` and ``__none__``; with an unusually large
+    vocabulary the features fall back to running the scalar tracker per trace.
+    """
 
     def __init__(self, traces: Sequence[Trace]) -> None:
         self.traces = list(traces)
@@ -85,6 +93,25 @@ class TraceBatch:
         self.hedged = np.zeros((n, width), dtype=np.bool_)
         self.nat_tokens = np.zeros(n, dtype=np.int64)
         self.nat_correct = np.zeros(n, dtype=np.bool_)
+        self.codes = np.full((n, width), -1, dtype=np.int64)
+        self.logprob = np.full((n, width), np.nan)
+        self.has_alt = np.zeros((n, width), dtype=np.bool_)
+        keys: dict[str | None, str | None] = {}
+        vocab: dict[str, int] = {}
+        alt_rows: list[tuple[int, int, dict[str, float]]] = []
+        match: dict[tuple[str | None, str | None], bool] = {}
+
+        def key_of(raw: str | None) -> str | None:
+            if raw not in keys:
+                keys[raw] = normalize_answer(raw)
+            return keys[raw]
+
+        def matches(raw: str | None, expected: str | None) -> bool:
+            pair = (raw, expected)
+            if pair not in match:
+                match[pair] = answers_match(raw, expected)
+            return match[pair]
+
         for i, trace in enumerate(self.traces):
             k = len(trace.steps)
             self.valid[i, :k] = True
@@ -92,50 +119,148 @@ class TraceBatch:
             self.cum_probe[i, :k] = np.cumsum([s.probe_tokens for s in trace.steps])
             if k:
                 self.cum_probe[i, k:] = self.cum_probe[i, k - 1]
-            self.correct[i, :k] = [answers_match(s.answer, trace.expected) for s in trace.steps]
-            self.hedged[i, :k] = [s.hedged for s in trace.steps]
+            for j, step in enumerate(trace.steps):
+                key = key_of(step.answer)
+                if key is not None:
+                    self.codes[i, j] = vocab.setdefault(key, len(vocab))
+                if step.logprob is not None:
+                    self.logprob[i, j] = step.logprob
+                if step.alternatives:
+                    self.has_alt[i, j] = True
+                    alt_rows.append((i, j, normalise_alternatives(step.alternatives)))
+                self.correct[i, j] = matches(step.answer, trace.expected)
+                self.hedged[i, j] = step.hedged
             self.nat_tokens[i] = trace.natural.tokens
-            self.nat_correct[i] = answers_match(trace.natural.answer, trace.expected)
+            self.nat_correct[i] = matches(trace.natural.answer, trace.expected)
+        for _, _, dist in alt_rows:
+            for key in dist:
+                if key not in (OTHER, NONE):
+                    vocab.setdefault(key, len(vocab))
+        self.other, self.none = len(vocab), len(vocab) + 1
+        self.columns = len(vocab) + 2
+        self.dense = self.columns <= _MAX_COLUMNS
+        self.alt_dist = np.zeros((n, width, self.columns) if self.dense else (0, 0, 0))
+        if self.dense:
+            for i, j, dist in alt_rows:
+                for key, p in dist.items():
+                    col = self.other if key == OTHER else self.none if key == NONE else vocab[key]
+                    self.alt_dist[i, j, col] = p
         self.index = np.broadcast_to(np.arange(width, dtype=np.int64), (n, width))
         self._features: dict[tuple[int, str], Features] = {}
+        self.cache: dict[tuple[str, int, str], Float] = {}
 
     def features(self, window: int, metric: str) -> Features:
         key = (window, metric)
         if key not in self._features:
-            shape = (self.n, self.width)
-            conf = np.zeros(shape)
-            change = np.ones(shape)
-            streak = np.zeros(shape, dtype=np.int64)
-            answered = np.zeros(shape, dtype=np.bool_)
-            repeat = np.zeros(shape, dtype=np.bool_)
-            for i, trace in enumerate(self.traces):
-                tracker = SignalTracker(window=window, metric=metric)
-                previous: str | None = None
-                for j, step in enumerate(trace.steps):
-                    sig = tracker.update(observation(step))
-                    conf[i, j], change[i, j], streak[i, j] = sig.confidence, sig.change, sig.streak
-                    answered[i, j] = sig.answer is not None
-                    repeat[i, j] = sig.answer is not None and sig.answer == previous
-                    previous = sig.answer
-            self._features[key] = Features(conf, change, streak, answered, repeat)
+            build = self._dense_features if self.dense else self._scalar_features
+            self._features[key] = build(window, metric)
         return self._features[key]
+
+    def _dense_features(self, window: int, metric: str) -> Features:
+        """The tracker's signals for every trace at once (equal to the scalar tracker)."""
+        n, width, codes = self.n, self.width, self.codes
+        answered = codes >= 0
+        repeat = np.zeros((n, width), dtype=np.bool_)
+        repeat[:, 1:] = answered[:, 1:] & (codes[:, 1:] == codes[:, :-1])
+        streak = np.zeros((n, width), dtype=np.int64)
+        if width:
+            streak[:, 0] = answered[:, 0]
+        for j in range(1, width):
+            streak[:, j] = np.where(repeat[:, j], streak[:, j - 1] + 1, answered[:, j])
+
+        # The tracker's recent window holds min(j + 1, window) entries, None as __none__.
+        slot = np.where(answered, codes, self.none)
+        agree = np.zeros((n, width))
+        counts = np.zeros((n, width, self.columns))
+        rows = np.arange(n)[:, None]
+        cols = np.arange(width)[None, :]
+        for lag in range(window):
+            shifted = np.full((n, width), -1, dtype=np.int64)
+            shifted[:, lag:] = slot[:, : width - lag]
+            present = shifted >= 0
+            agree += present & answered & (shifted == codes)
+            np.add.at(counts, (np.broadcast_to(rows, (n, width))[present],
+                               np.broadcast_to(cols, (n, width))[present], shifted[present]), 1.0)
+        agreement = np.where(answered, agree / window, 0.0)
+        seen = np.minimum(np.arange(width) + 1, window).astype(np.float64)
+        empirical = counts / seen[None, :, None]
+
+        has_lp = ~np.isnan(self.logprob)
+        p = np.exp(np.minimum(0.0, np.nan_to_num(self.logprob)))
+        point = np.zeros((n, width, self.columns))
+        safe = np.where(answered, codes, 0)
+        point[rows, cols, safe] = np.where(answered, p, 0.0)
+        point[:, :, self.other] += np.where(answered, 1.0 - p, 0.0)
+        use_point = (has_lp & answered & ~self.has_alt)[:, :, None]
+        dist = np.where(self.has_alt[:, :, None], self.alt_dist,
+                        np.where(use_point, point, empirical))
+
+        alt_conf = np.take_along_axis(self.alt_dist, safe[:, :, None], axis=2)[:, :, 0]
+        confidence = np.where(
+            ~answered, 0.0, np.where(has_lp, p, np.where(self.has_alt, alt_conf, agreement))
+        )
+        change = np.ones((n, width))
+        if width > 1:
+            a, b = dist[:, 1:], dist[:, :-1]
+            if metric == "js":
+                m = 0.5 * (a + b)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ta = np.where(a > 0, 0.5 * a * np.log2(np.where(a > 0, a, 1.0) /
+                                                            np.where(m > 0, m, 1.0)), 0.0)
+                    tb = np.where(b > 0, 0.5 * b * np.log2(np.where(b > 0, b, 1.0) /
+                                                            np.where(m > 0, m, 1.0)), 0.0)
+                change[:, 1:] = np.clip((ta + tb).sum(axis=2), 0.0, 1.0)
+            else:
+                change[:, 1:] = np.minimum(1.0, 0.5 * np.abs(a - b).sum(axis=2))
+        return Features(confidence, change, streak, answered, repeat)
+
+    def _scalar_features(self, window: int, metric: str) -> Features:
+        shape = (self.n, self.width)
+        conf = np.zeros(shape)
+        change = np.ones(shape)
+        streak = np.zeros(shape, dtype=np.int64)
+        answered = np.zeros(shape, dtype=np.bool_)
+        repeat = np.zeros(shape, dtype=np.bool_)
+        for i, trace in enumerate(self.traces):
+            tracker = SignalTracker(window=window, metric=metric)
+            previous: str | None = None
+            for j, step in enumerate(trace.steps):
+                sig = tracker.update(observation(step))
+                conf[i, j], change[i, j], streak[i, j] = sig.confidence, sig.change, sig.streak
+                answered[i, j] = sig.answer is not None
+                repeat[i, j] = sig.answer is not None and sig.answer == previous
+                previous = sig.answer
+        return Features(conf, change, streak, answered, repeat)
 
 
 def _rolling_max(values: Float, window: int) -> Float:
     """Max over the last ``window`` columns ending at each column (fewer at the start)."""
-    if window == 1:
-        return values
-    padded = np.concatenate([np.full((values.shape[0], window - 1), np.inf), values], axis=1)
-    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=1)
-    result: Float = view.max(axis=-1)
+    result = values.copy()
+    for lag in range(1, window):
+        np.maximum(result[:, lag:], values[:, :-lag], out=result[:, lag:])
+    return result
+
+
+def _calm(batch: TraceBatch, window: int, metric: str) -> Float:
+    """Largest change over the last ``window`` boundaries (cached: sweeps reuse it)."""
+    key = ("calm", window, metric)
+    if key not in batch.cache:
+        batch.cache[key] = _rolling_max(batch.features(window, metric).change, window)
+    return batch.cache[key]
+
+
+def _recent_hedge(batch: TraceBatch, window: int) -> Bool:
+    key = ("hedge", window, "")
+    if key not in batch.cache:
+        batch.cache[key] = _rolling_max(batch.hedged.astype(np.float64), window)
+    result: Bool = batch.cache[key] > 0
     return result
 
 
 def _fires_consistency(batch: TraceBatch, policy: Policy) -> Bool:
     assert isinstance(policy, ConsistencyPolicy)
     f = batch.features(policy.window, policy.metric)
-    hedged_recent = _rolling_max(batch.hedged.astype(np.float64), policy.window) > 0
-    result: Bool = f.answered & (f.streak >= policy.window) & ~hedged_recent
+    result: Bool = f.answered & (f.streak >= policy.window) & ~_recent_hedge(batch, policy.window)
     return result
 
 
@@ -149,7 +274,7 @@ def _fires_confidence(batch: TraceBatch, policy: Policy) -> Bool:
 def _fires_plateau(batch: TraceBatch, policy: Policy) -> Bool:
     assert isinstance(policy, PlateauPolicy)
     f = batch.features(policy.window, policy.metric)
-    calm = (_rolling_max(f.change, policy.window) < policy.epsilon) & (
+    calm = (_calm(batch, policy.window, policy.metric) < policy.epsilon) & (
         batch.index >= policy.window - 1
     )
     result: Bool = calm & f.answered & (f.confidence >= policy.min_confidence)

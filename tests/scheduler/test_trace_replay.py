@@ -96,3 +96,22 @@ def test_committed_drift_set_shows_plateau_beating_fixed_budgets() -> None:
     plateau = evaluate(batch, "plateau")
     assert plateau.accuracy > max(o.accuracy for o in fixed) + 0.2
     assert plateau.mean_tokens + plateau.mean_probe_tokens < 0.85 * best.mean_tokens
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(traces(), min_size=1, max_size=6), specs())
+def test_scalar_feature_fallback_equals_replay(batch_traces: list[Trace], spec: str) -> None:
+    """Batches with a huge answer vocabulary take the per-trace tracker path."""
+    from scheduler import sweep
+
+    original = sweep._MAX_COLUMNS
+    sweep._MAX_COLUMNS = 0
+    try:
+        batch = TraceBatch(batch_traces)
+    finally:
+        sweep._MAX_COLUMNS = original
+    assert not batch.dense
+    fast = evaluate(batch, spec)
+    slow = replay(batch_traces, spec)
+    assert fast.tokens.tolist() == [o.tokens for o in slow]
+    assert fast.correct.tolist() == [o.correct for o in slow]
