@@ -1,0 +1,305 @@
+"""``thinkstop bench sample | run | report``.
+
+Heavy modules (litellm, the upstream adapters, matplotlib, tqdm) are imported only when a
+subcommand runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.tasks import DEFAULT_TASKS, FAMILIES
+
+_TASK_HELP = f"task names: {', '.join(FAMILIES)}, ai_risk:<subset> (e.g. ai_risk:survival-instinct)"
+
+
+def split_policies(values: list[str]) -> list[str]:
+    """Policy specs from comma-separated lists whose specs may hold commas themselves.
+
+    ``plateau:window=3,epsilon=0.05,consistency`` -> ``["plateau:window=3,epsilon=0.05",
+    "consistency"]``: a piece with ``=`` but no ``:`` continues the previous spec.
+    """
+    specs: list[str] = []
+    for value in values:
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            if specs and "=" in piece and ":" not in piece:
+                specs[-1] = f"{specs[-1]},{piece}"
+            else:
+                specs.append(piece)
+    return specs
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _tasks(text: str) -> list[str]:
+    from benchmarks.tasks import check_task
+
+    try:
+        return [check_task(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="local folder laid out like the upstream task data (else "
+        "$THINKSTOP_DATA_DIR, else download to the cache)",
+    )
+    parser.add_argument(
+        "--grades-csv",
+        type=Path,
+        default=None,
+        help="a real student-lifestyle CSV for grades_regression",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_bench_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="the paper's stress tests: fixed budgets vs policies",
+        description="Benchmark halting policies against fixed reasoning "
+        "budgets on the four stress tests of Gema et al. "
+        "(arXiv 2507.14417).",
+    )
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+
+    sample = bench_sub.add_parser("sample", help="print task items", epilog=_TASK_HELP)
+    sample.add_argument("--task", required=True, type=lambda t: _tasks(t)[0])
+    sample.add_argument("--n", type=int, default=3)
+    sample.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="show the system prompt for this requested budget (default natural)",
+    )
+    sample.add_argument("--json", action="store_true", help="one JSON object per line")
+    _data_args(sample)
+    sample.set_defaults(func=run_sample)
+
+    run = bench_sub.add_parser("run", help="run the benchmark against a model", epilog=_TASK_HELP)
+    run.add_argument(
+        "--model",
+        required=True,
+        help="any litellm model id, openai/<name> with --api-base, or local/<name>",
+    )
+    run.add_argument("--api-base", default=None)
+    run.add_argument("--api-key", default=None, help="API key (default: the provider's env var)")
+    run.add_argument("--tasks", type=_tasks, default=list(DEFAULT_TASKS))
+    run.add_argument("--n", type=int, default=10, help="items per task (levels in turn)")
+    run.add_argument(
+        "--budgets",
+        type=_ints,
+        default=[0, 1024, 2048, 4096],
+        help="requested and truncation budgets in reasoning tokens",
+    )
+    run.add_argument(
+        "--policies",
+        action="append",
+        default=None,
+        help="policy specs, comma-separated or repeated (default: plateau)",
+    )
+    run.add_argument(
+        "--regimes",
+        default="requested,truncate,natural,policies",
+        help="which regimes to run (default: all)",
+    )
+    run.add_argument("--samples", type=int, default=5, help="natural samples per item")
+    run.add_argument("--chunk-tokens", type=int, default=256, help="probe spacing")
+    run.add_argument("--probe-tokens", type=int, default=16, help="max tokens per probe")
+    run.add_argument(
+        "--max-reasoning",
+        type=int,
+        default=16384,
+        help="cap on reasoning tokens per run; the answer is then forced",
+    )
+    run.add_argument("--concurrency", type=int, default=4)
+    run.add_argument("--retries", type=int, default=3)
+    run.add_argument("--temperature", type=float, default=None)
+    run.add_argument("--top-p", type=float, default=None)
+    run.add_argument(
+        "--cautioned",
+        action="store_true",
+        help="the paper's cautioned budget prompt (need not use all tokens)",
+    )
+    run.add_argument(
+        "--live", action="store_true", help="also run each policy live through the halting loop"
+    )
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--no-plots", action="store_true")
+    _data_args(run)
+    run.set_defaults(func=run_bench)
+
+    report = bench_sub.add_parser("report", help="rebuild summary, report and plots from DIR")
+    report.add_argument("dir", type=Path)
+    report.add_argument("--no-plots", action="store_true")
+    report.set_defaults(func=run_report)
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from benchmarks.data import DataError
+    from benchmarks.prompts import messages
+    from benchmarks.tasks import Options, load_items
+
+    try:
+        items = load_items(args.task, args.n, args.seed, Options(args.data_dir, args.grades_csv))
+    except (DataError, ValueError, OSError) as exc:
+        print(f"thinkstop bench sample: {exc}", file=sys.stderr)
+        return 2
+    for item in items:
+        record = {**item.to_json(), "messages": messages(item, args.budget)}
+        if args.json:
+            print(json.dumps(record))
+            continue
+        print(
+            f"=== {item.id}  expected={item.expected}  level={item.level}  "
+            f"meta={json.dumps(item.meta)}"
+        )
+        for message in record["messages"]:
+            print(f"--- {message['role']}\n{message['content']}")
+        print()
+    return 0
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from benchmarks.config import BenchConfig
+
+    return BenchConfig(
+        model=args.model,
+        tasks=tuple(args.tasks),
+        n=args.n,
+        seed=args.seed,
+        budgets=tuple(sorted(set(args.budgets))),
+        policies=tuple(split_policies(args.policies or ["plateau"])),
+        regimes=tuple(r.strip() for r in args.regimes.split(",") if r.strip()),
+        samples=args.samples,
+        chunk_tokens=args.chunk_tokens,
+        probe_tokens=args.probe_tokens,
+        max_reasoning=args.max_reasoning,
+        concurrency=args.concurrency,
+        retries=args.retries,
+        live=args.live,
+        cautioned=args.cautioned,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        api_base=args.api_base,
+        data_dir=str(args.data_dir) if args.data_dir else None,
+        grades_csv=str(args.grades_csv) if args.grades_csv else None,
+    )
+
+
+def build_upstream(model: str, api_base: str | None, api_key: str | None) -> Any:
+    """An Upstream for any litellm model or ``local/...``, via the proxy's factory."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from proxy.upstreams.factory import build_upstream as factory
+
+    params: dict[str, Any] = {"model": model}
+    if api_base:
+        params["api_base"] = api_base
+    if api_key:
+        params["api_key"] = api_key
+    return factory(model, params)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from benchmarks.data import DataError
+    from benchmarks.runner import ResumeError, load_all_items, run_units
+    from scheduler.registry import PolicySpecError, create_policy
+
+    try:
+        config = _config(args)
+        for spec in config.policies:
+            create_policy(spec)
+        items = load_all_items(config)
+    except (PolicySpecError, ValueError, DataError, OSError) as exc:
+        print(f"thinkstop bench run: {exc}", file=sys.stderr)
+        return 2
+    try:
+        upstream = build_upstream(config.model, args.api_base, args.api_key)
+    except ImportError as exc:
+        print(f"thinkstop bench run: no upstream adapter available ({exc})", file=sys.stderr)
+        return 2
+
+    async def main() -> Any:
+        try:
+            live = None
+            if config.live:
+                from benchmarks.live import live_runner
+
+                live = live_runner(config, upstream)
+            return await run_units(
+                config, upstream, args.out, progress=not args.no_progress, live=live, items=items
+            )
+        finally:
+            await upstream.aclose()
+
+    try:
+        report = asyncio.run(main())
+    except ResumeError as exc:
+        print(f"thinkstop bench run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; finished work is kept in {args.out} (re-run to resume)",
+            file=sys.stderr,
+        )
+        return 130
+    write_outputs(args.out, plots=not args.no_plots)
+    print(
+        f"{report.done} calls done, {report.skipped} already done, {report.failed} failed; "
+        f"results in {args.out}",
+        file=sys.stderr,
+    )
+    return 1 if report.failed else 0
+
+
+def write_outputs(out: Path, *, plots: bool = True) -> dict[str, Any]:
+    """summary.json, report.md and plots/*.png from the run folder's files."""
+    from benchmarks.report import render
+    from benchmarks.store import JsonlStore
+    from benchmarks.summary import summarize
+
+    config_path = out / "run.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    summary = summarize(JsonlStore(out / "items.jsonl").load(), config)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    pictures: dict[str, str] = {}
+    if plots and summary["tasks"]:
+        from benchmarks.plots import plot_all
+
+        pictures = plot_all(summary, out / "plots")
+    (out / "report.md").write_text(render(summary, pictures), encoding="utf-8")
+    return summary
+
+
+def run_report(args: argparse.Namespace) -> int:
+    if not (args.dir / "items.jsonl").exists():
+        print(f"thinkstop bench report: {args.dir}/items.jsonl not found", file=sys.stderr)
+        return 2
+    try:
+        write_outputs(args.dir, plots=not args.no_plots)
+    except ValueError as exc:
+        print(f"thinkstop bench report: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.dir}/summary.json and {args.dir}/report.md", file=sys.stderr)
+    return 0

@@ -1,0 +1,116 @@
+"""Statistics of the report, as in the paper: means with 95% CIs, trend labels, length bins.
+
+- :func:`mean_ci`: mean and 1.96 x standard error (sample standard deviation / sqrt(n)).
+- :func:`trend`: the paper's label for how a score moves from the least to the most
+  reasoning: ``inverse`` (falls) or ``positive`` (rises) when it moves by more than the
+  threshold (2 accuracy points, or 0.05 for error-type scores) with non-overlapping CIs;
+  ``flat`` below the threshold; ``noisy`` above it with overlapping CIs.
+- :func:`rank_bins`: the natural-overthinking view: within a group, sort each question's
+  samples by reasoning length and average the k-th shortest across questions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Trend = Literal["inverse", "positive", "flat", "noisy", "n/a"]
+
+ACCURACY_THRESHOLD = 0.02
+ERROR_THRESHOLD = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    n: int
+    mean: float
+    ci: float  # half-width of the 95% interval
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.ci
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.ci
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"n": self.n, "mean": round(self.mean, 6), "ci95": round(self.ci, 6)}
+
+
+def mean_ci(values: Sequence[float]) -> Estimate:
+    """Mean and 95% CI half-width (1.96 SE); the CI is 0 for fewer than two values."""
+    n = len(values)
+    if n == 0:
+        return Estimate(0, math.nan, math.nan)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Estimate(n, mean, 0.0)
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    return Estimate(n, mean, 1.96 * math.sqrt(var / n))
+
+
+def trend(first: Estimate, last: Estimate, threshold: float = ACCURACY_THRESHOLD) -> Trend:
+    """Label the move from ``first`` (least reasoning) to ``last`` (most reasoning).
+
+    Scores are "higher is better" (error metrics are negated before they get here).
+    """
+    if first.n == 0 or last.n == 0 or math.isnan(first.mean) or math.isnan(last.mean):
+        return "n/a"
+    delta = last.mean - first.mean
+    if abs(delta) <= threshold:
+        return "flat"
+    overlap = first.low <= last.high and last.low <= first.high
+    if overlap:
+        return "noisy"
+    return "positive" if delta > 0 else "inverse"
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson correlation; None when undefined (fewer than 3 pairs or no variance)."""
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if not (math.isnan(x) or math.isnan(y))]
+    if len(pairs) < 3:
+        return None
+    mx = math.fsum(p[0] for p in pairs) / len(pairs)
+    my = math.fsum(p[1] for p in pairs) / len(pairs)
+    sxy = math.fsum((x - mx) * (y - my) for x, y in pairs)
+    sxx = math.fsum((x - mx) ** 2 for x, _ in pairs)
+    syy = math.fsum((y - my) ** 2 for _, y in pairs)
+    if sxx <= 0 or syy <= 0:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def rmse(errors: Sequence[float]) -> float:
+    return math.sqrt(math.fsum(e * e for e in errors) / len(errors)) if errors else math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class RankBin:
+    rank: int  # 1 = the shortest sample of each question
+    tokens: Estimate
+    score: Estimate
+
+
+def rank_bins(samples: Mapping[str, Sequence[tuple[int, float]]]) -> list[RankBin]:
+    """Natural-overthinking bins from ``{question: [(reasoning_tokens, score), ...]}``.
+
+    Only questions with the full number of samples (the most any question has) take part,
+    so every bin averages the same questions.
+    """
+    if not samples:
+        return []
+    k = max(len(v) for v in samples.values())
+    full = [sorted(v, key=lambda s: s[0]) for v in samples.values() if len(v) == k]
+    bins: list[RankBin] = []
+    for rank in range(k):
+        bins.append(
+            RankBin(
+                rank=rank + 1,
+                tokens=mean_ci([float(s[rank][0]) for s in full]),
+                score=mean_ci([s[rank][1] for s in full]),
+            )
+        )
+    return bins
