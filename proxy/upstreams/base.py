@@ -122,3 +122,17 @@ class Upstream(Protocol):
     async def aclose(self) -> None:
         """Release connections, threads or model memory."""
         ...
+
+
+class UpstreamError(Exception):
+    """An upstream call failed (connection, HTTP status, malformed reply).
+
+    Adapters raise this, and only this, for upstream failures so that the proxy never has
+    to match provider exception types or message text. ``status_code`` is the upstream's
+    HTTP status when there was one.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code

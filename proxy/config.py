@@ -1,0 +1,233 @@
+"""The proxy's YAML configuration, in the style of LiteLLM's proxy config.
+
+::
+
+    model_list:
+      - model_name: r1
+        litellm_params: {model: deepseek/deepseek-reasoner, api_key: os.environ/DEEPSEEK_API_KEY}
+        thinkstop: {policy: "plateau:window=3", chunk_tokens: 64, continuation: auto}
+    thinkstop_settings: {policy: plateau, chunk_tokens: 64, max_tokens: 16384}
+    general_settings: {master_key: os.environ/THINKSTOP_MASTER_KEY}
+
+Any string ``os.environ/NAME`` is replaced by that environment variable. Validation
+happens at start; a :class:`ConfigError` names the offending field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scheduler import PolicySpecError, create_policy
+
+DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
+DEFAULT_LOCAL_NAME = "thinkstop-local"
+ENV_PREFIX = "os.environ/"
+
+ContinuationChoice = Literal["auto", "raw", "prefix", "prefill", "reask"]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field."""
+
+
+def _check_policy(spec: str | None) -> str | None:
+    if spec is not None:
+        try:
+            create_policy(spec)
+        except PolicySpecError as exc:
+            raise ValueError(str(exc)) from None
+    return spec
+
+
+class ThinkstopOptions(BaseModel):
+    """Halting options; every field optional so that layers can be merged.
+
+    Order of precedence: request ``thinkstop`` > model ``thinkstop`` > ``thinkstop_settings``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str | None = Field(default=None, description="policy spec, e.g. plateau:window=3")
+    chunk_tokens: int | None = Field(default=None, gt=0, description="probe every N tokens")
+    min_tokens: int | None = Field(default=None, ge=0, description="never halt before this")
+    max_tokens: int | None = Field(default=None, gt=0, description="reasoning budget (hard cut)")
+    max_probes: int | None = Field(default=None, ge=0)
+    probe_tokens: int | None = Field(default=None, gt=0, le=64, description="max tokens per probe")
+    probe_concurrency: int | None = Field(default=None, gt=0, le=16, description="probes in flight")
+    probe_timeout: float | None = Field(default=None, gt=0, description="seconds per probe")
+    continuation: ContinuationChoice | None = None
+    hidden_reasoning: bool | None = Field(default=None, description="force budget-only mode")
+    enabled: bool | None = Field(default=None, description="false: pass the upstream through")
+    stream_reasoning: bool | None = Field(default=None, description="false: hide reasoning")
+
+    @field_validator("policy")
+    @classmethod
+    def _valid_policy(cls, value: str | None) -> str | None:
+        return _check_policy(value)
+
+    def merged(self, *others: ThinkstopOptions | None) -> ThinkstopOptions:
+        """These options overridden by each of ``others`` in turn (set fields only)."""
+        data = self.model_dump()
+        for other in others:
+            if other is not None:
+                data.update(other.model_dump(exclude_none=True))
+        return ThinkstopOptions.model_validate(data)
+
+
+class RequestOverride(BaseModel):
+    """What a client may set per request (``extra_body={"thinkstop": {...}}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str | None = None
+    chunk_tokens: int | None = Field(default=None, gt=0)
+    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_probes: int | None = Field(default=None, ge=0)
+    enabled: bool | None = None
+    stream_reasoning: bool | None = None
+
+    @field_validator("policy")
+    @classmethod
+    def _valid_policy(cls, value: str | None) -> str | None:
+        return _check_policy(value)
+
+    def as_options(self) -> ThinkstopOptions:
+        return ThinkstopOptions.model_validate(self.model_dump(exclude_none=True))
+
+
+DEFAULTS = ThinkstopOptions(
+    policy="plateau",
+    chunk_tokens=64,
+    min_tokens=0,
+    max_tokens=16384,
+    probe_tokens=16,
+    probe_concurrency=2,
+    probe_timeout=10.0,
+    continuation="auto",
+    enabled=True,
+    stream_reasoning=True,
+)
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(min_length=1)
+    litellm_params: dict[str, Any]
+    thinkstop: ThinkstopOptions = Field(default_factory=ThinkstopOptions)
+
+    @field_validator("litellm_params")
+    @classmethod
+    def _has_model(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("model"), str) or not value["model"]:
+            raise ValueError("litellm_params.model is required (e.g. openai/my-model)")
+        return value
+
+
+class GeneralSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    master_key: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ProxyConfig(BaseModel):
+    """The whole file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_list: list[ModelEntry] = Field(min_length=1)
+    thinkstop_settings: ThinkstopOptions = Field(default_factory=ThinkstopOptions)
+    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ProxyConfig:
+        seen: set[str] = set()
+        for i, entry in enumerate(self.model_list):
+            if entry.model_name in seen:
+                raise ValueError(f"model_list[{i}].model_name: duplicate {entry.model_name!r}")
+            seen.add(entry.model_name)
+        return self
+
+    def model(self, name: str) -> ModelEntry | None:
+        return next((m for m in self.model_list if m.model_name == name), None)
+
+    def options_for(self, entry: ModelEntry, override: ThinkstopOptions | None = None
+                    ) -> ThinkstopOptions:
+        """Defaults < thinkstop_settings < the model's block < the request's override."""
+        return DEFAULTS.merged(self.thinkstop_settings, entry.thinkstop, override)
+
+
+def _resolve_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        if name not in environ:
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+        return environ[name]
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{path}.{k}" if path else str(k), environ)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", environ) for i, v in enumerate(value)]
+    return value
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: Any, *, environ: Mapping[str, str] | None = None,
+                 source: str = "config") -> ProxyConfig:
+    """Validate a loaded YAML document (``os.environ/`` references resolved first)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    resolved = _resolve_env(data, "", os.environ if environ is None else environ)
+    try:
+        return ProxyConfig.model_validate(resolved)
+    except ValidationError as exc:
+        lines = [f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> ProxyConfig:
+    """Read and validate a YAML config file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    return parse_config(data, environ=environ, source=f"config {path}")
+
+
+def default_config(gguf: str | None = None) -> ProxyConfig:
+    """No --config: serve the embedded local model."""
+    params: dict[str, Any] = {"model": DEFAULT_LOCAL_MODEL}
+    if gguf:
+        params["gguf"] = gguf
+    return ProxyConfig(model_list=[ModelEntry(model_name=DEFAULT_LOCAL_NAME,
+                                              litellm_params=params)])
+
+
+def with_gguf(config: ProxyConfig, gguf: str | None) -> ProxyConfig:
+    """``--gguf PATH`` applied to every embedded (``local/``) model."""
+    if not gguf:
+        return config
+    entries = [
+        entry.model_copy(update={"litellm_params": {**entry.litellm_params, "gguf": gguf}})
+        if str(entry.litellm_params["model"]).startswith("local/") else entry
+        for entry in config.model_list
+    ]
+    return config.model_copy(update={"model_list": entries})

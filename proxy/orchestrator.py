@@ -1,0 +1,318 @@
+"""The halting loop for one request, independent of HTTP (the benchmark reuses it).
+
+::
+
+    run = HaltingRun(upstream, request, policy, RunOptions(...))
+    await run.start()                 # opens the upstream: errors surface before output
+    async for delta in run.events():  # Delta("reasoning" | "content", text)
+        ...
+    run.result                        # RunResult: decision + accounting
+
+A pump task reads the upstream stream into a queue; probe completions land in the same
+queue, so a probe's verdict is acted on as soon as it arrives, between any two tokens, and
+the stream is never held up by a probe. On halt the upstream stream is closed at once and
+the continuation streams the model's own final answer from the truncated reasoning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from proxy.accounting import CallCount, RunResult
+from proxy.probing import ProbeOutcome, ProbeRunner
+from proxy.upstreams.base import ChatRequest, Continuation, EventStream, StreamEvent, Upstream
+from scheduler import Guarded, Observation, extract_answer, is_hedging
+
+DeltaKind = Literal["reasoning", "content"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    kind: DeltaKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How one request is run (already merged from settings, model and request)."""
+
+    chunk_tokens: int = 64
+    probe_tokens: int = 16
+    probe_concurrency: int = 2
+    probe_timeout: float = 10.0
+    continuation: Continuation | None = "reask"
+    enabled: bool = True
+    hidden_reasoning: bool = False
+    answer_tokens: int = 4096  # answer allowance on top of max_tokens for hidden reasoning
+    drain_timeout: float = 2.0
+
+
+class _End:
+    pass
+
+
+_END = _End()
+_PROBE = object()
+
+
+def _effort(budget: int) -> str:
+    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+
+class HaltingRun:
+    """One request's main stream, probes, halt and continuation."""
+
+    def __init__(self, upstream: Upstream, request: ChatRequest, policy: Guarded,
+                 options: RunOptions, *, log: Any = None) -> None:
+        self.upstream = upstream
+        self.request = request
+        self.policy = policy
+        self.options = options
+        self.log = log
+        self.hidden = options.enabled and (
+            options.hidden_reasoning or upstream.capabilities.hides_reasoning
+        )
+        self.probing = options.enabled and not self.hidden and policy.needs_probes
+        self.result = RunResult(policy=policy.spec(), enabled=options.enabled,
+                                chunk_tokens=options.chunk_tokens, max_tokens=policy.max_tokens)
+        if not options.enabled:
+            self.result.reason = "disabled"
+        elif self.hidden:
+            self.result.reason = "hidden_reasoning"
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._probes = ProbeRunner(
+            upstream, request, max_tokens=options.probe_tokens,
+            max_in_flight=options.probe_concurrency, timeout=options.probe_timeout,
+            notify=lambda: self._queue.put_nowait(_PROBE), log=log,
+        )
+        self._stream: EventStream | None = None
+        self._continuation: EventStream | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._first: StreamEvent | None = None
+        self._reasoning: list[str] = []
+        self._chunk_text: list[str] = []
+        self._next_boundary = options.chunk_tokens
+        self._thinking_done = False
+        self._halt_reason: str | None = None
+        self.started_at = time.perf_counter()
+        self.halted_at: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _main_request(self) -> ChatRequest:
+        if not self.hidden or self.policy.max_tokens is None:
+            return self.request
+        params = dict(self.request.params)
+        if "max_completion_tokens" not in params:
+            answer = params.pop("max_tokens", None) or self.options.answer_tokens
+            params["max_completion_tokens"] = self.policy.max_tokens + int(answer)
+        params.setdefault("reasoning_effort", _effort(self.policy.max_tokens))
+        return ChatRequest(self.request.model, self.request.messages, params)
+
+    async def start(self) -> None:
+        """Open the upstream stream and read its first event (errors raise here)."""
+        text = "\n".join(str(m.get("content") or "") for m in self.request.messages)
+        self.result.main.prompt_estimate = self.upstream.count_tokens(text)
+        self._stream = self.upstream.stream(self._main_request())
+        try:
+            self._first = await anext(self._stream)
+        except StopAsyncIteration:
+            self._first = None
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close everything this run opened (safe to call twice, and on disconnect)."""
+        await self._probes.close()
+        await self._stop_main()
+        if self._continuation is not None:
+            await self._continuation.aclose()
+
+    async def _stop_main(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            await asyncio.wait([self._pump])
+        if self._stream is not None:
+            await self._stream.aclose()
+
+    async def _run_pump(self) -> None:
+        assert self._stream is not None
+        try:
+            async for event in self._stream:
+                self._queue.put_nowait(event)
+        except Exception as exc:  # handed to the loop, which raises it to the caller
+            self._queue.put_nowait(exc)
+            return
+        self._queue.put_nowait(_END)
+
+    # -- the loop ---------------------------------------------------------------------
+    async def events(self) -> AsyncGenerator[Delta, None]:
+        """Reasoning and answer deltas for the client; ``result`` is final afterwards."""
+        if self._stream is None:
+            raise RuntimeError("call start() first")
+        if self._first is not None:
+            self._queue.put_nowait(self._first)
+            self._pump = asyncio.ensure_future(self._run_pump())
+        else:
+            self._queue.put_nowait(_END)
+        ended = False
+        while not ended and self._halt_reason is None:
+            items = [await self._queue.get()]
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            out: list[Delta] = []
+            for item in items:
+                if item is _END:
+                    ended = True
+                elif item is _PROBE:
+                    self._observe(self._probes.ready())
+                elif isinstance(item, Exception):
+                    raise item
+                elif isinstance(item, StreamEvent):
+                    self._handle(item, out)
+            for delta in _coalesce(out):
+                yield delta
+        if self._halt_reason is not None:
+            async for delta in self._halt():
+                yield delta
+        await self._probes.drain(self.options.drain_timeout)
+        self._finish_accounting()
+
+    def _handle(self, event: StreamEvent, out: list[Delta]) -> None:
+        main = self.result.main
+        if event.kind == "reasoning":
+            tokens = event.tokens if event.tokens is not None else self.upstream.count_tokens(
+                event.text)
+            if self._halt_reason is not None:
+                # Generated after the halt (queued behind it): spent, so counted, but
+                # neither streamed nor given to the continuation, so max_tokens holds.
+                main.discarded += tokens
+                return
+            main.reasoning += tokens
+            self._reasoning.append(event.text)
+            self._chunk_text.append(event.text)
+            out.append(Delta("reasoning", event.text))
+            self._at_boundary()
+        elif event.kind == "content":
+            if self._halt_reason is not None:
+                return  # the model's own answer raced the halt; the continuation wins
+            self._thinking_done = True
+            main.content += event.tokens if event.tokens is not None else (
+                self.upstream.count_tokens(event.text))
+            out.append(Delta("content", event.text))
+        elif event.kind == "usage" and event.usage is not None:
+            main.exact = event.usage
+        elif event.kind == "finish" and event.finish_reason:
+            self.result.finish_reason = event.finish_reason
+
+    def _at_boundary(self) -> None:
+        tokens = self.result.main.reasoning
+        if not self.options.enabled or self._thinking_done or self._halt_reason is not None:
+            return
+        if not self.hidden and self.policy.over_budget(tokens):
+            self._halt_reason = "max_tokens"
+            return
+        if not self.probing or tokens < self._next_boundary:
+            return
+        step = self.options.chunk_tokens
+        self._next_boundary = (tokens // step + 1) * step
+        chunk = "".join(self._chunk_text)
+        self._chunk_text.clear()
+        rails = self.policy.rails
+        if rails.max_probes is not None and (
+            self.policy.probes + self._probes.in_flight >= rails.max_probes
+        ):
+            return
+        if self.policy.wants_probe(tokens):
+            self._probes.launch(tokens, "".join(self._reasoning), is_hedging(chunk))
+
+    def _observe(self, outcomes: list[ProbeOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.result is None or self._thinking_done or self._halt_reason is not None:
+                continue
+            answer = extract_answer(outcome.result.text, whole_text_fallback=True)
+            decision = self.policy.observe(Observation(
+                tokens=outcome.tokens,
+                answer=answer,
+                logprob=outcome.result.logprob,
+                alternatives=outcome.result.alternatives,
+                probe_tokens=outcome.result.usage.completion_tokens,
+                hedged=outcome.hedged,
+            ))
+            self.result.probes_observed += 1
+            if decision.signals is not None:
+                self.result.signals = decision.signals.as_dict()
+            if decision.halt:
+                self._halt_reason = decision.reason
+
+    async def _halt(self) -> AsyncGenerator[Delta, None]:
+        """Close the main stream now, then stream the continuation's answer."""
+        self.halted_at = time.perf_counter()
+        self.result.halted = True
+        self.result.reason = self._halt_reason or "halt"
+        self.result.upstream_closed_early = True
+        await self._stop_main()
+        # Reasoning still queued arrived after the halt point: counted as discarded only.
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, StreamEvent) and item.kind == "reasoning":
+                self._handle(item, [])
+        strategy = self.options.continuation
+        self.result.strategy = strategy
+        if strategy is None:
+            self.result.finish_reason = "length"
+            return
+        count = CallCount(prompt_estimate=self.result.main.prompt_estimate
+                          + self.result.main.reasoning)
+        self.result.continuation = count
+        self._continuation = self.upstream.continue_answer(
+            self.request, "".join(self._reasoning), strategy
+        )
+        try:
+            async for event in self._continuation:
+                if event.kind in ("reasoning", "content") and event.text:
+                    tokens = event.tokens if event.tokens is not None else (
+                        self.upstream.count_tokens(event.text))
+                    if event.kind == "reasoning":
+                        count.reasoning += tokens
+                    else:
+                        count.content += tokens
+                    yield Delta(event.kind, event.text)
+                elif event.kind == "usage" and event.usage is not None:
+                    count.exact = event.usage
+                elif event.kind == "finish" and event.finish_reason:
+                    self.result.finish_reason = event.finish_reason
+        finally:
+            await self._continuation.aclose()
+
+    def _finish_accounting(self) -> None:
+        probes = self._probes
+        self.result.probe_usage = probes.usage
+        self.result.probes = probes.launched
+        self.result.probes_failed = probes.failed
+        self.result.probes_skipped = probes.skipped
+
+    async def collect(self) -> tuple[str, str]:
+        """Run to the end; return (reasoning, answer) text. For non-streaming callers."""
+        reasoning: list[str] = []
+        content: list[str] = []
+        async for delta in self.events():
+            (reasoning if delta.kind == "reasoning" else content).append(delta.text)
+        return "".join(reasoning), "".join(content)
+
+
+def _coalesce(deltas: list[Delta]) -> list[Delta]:
+    """Merge neighbours of the same kind (fewer, larger chunks when the loop is behind)."""
+    if len(deltas) < 2:
+        return deltas
+    merged: list[Delta] = []
+    for delta in deltas:
+        if merged and merged[-1].kind == delta.kind:
+            merged[-1] = Delta(delta.kind, merged[-1].text + delta.text)
+        else:
+            merged.append(delta)
+    return merged

@@ -1,0 +1,153 @@
+"""What the two chat adapters (native OpenAI-compatible, litellm) share.
+
+A subclass supplies the transport, :meth:`ChatUpstreamBase._chunks` (stream of chunk dicts)
+and :meth:`ChatUpstreamBase._complete` (one reply dict); this class builds request bodies
+for the main stream, probes and continuations, and normalises replies into the contract's
+events. Chat upstreams support the ``prefix``, ``prefill`` and ``reask`` continuations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Final
+
+from proxy import prompts
+from proxy.reasoning import ThinkSplitter, split_delta
+from proxy.tokens import TokenCounter, default_counter
+from proxy.upstreams.base import (
+    Capabilities,
+    ChatRequest,
+    Continuation,
+    EventStream,
+    ProbeResult,
+    StreamEvent,
+    UpstreamError,
+    Usage,
+)
+from proxy.upstreams.parsing import chat_logprobs, parse_usage
+
+MessageBuilder = Callable[[prompts.Messages, str], prompts.Messages]
+
+CONTINUE: Final[dict[str, MessageBuilder]] = {
+    "prefix": prompts.prefix_continuation,
+    "prefill": prompts.prefill_continuation,
+    "reask": prompts.reask_continuation,
+}
+PROBE: Final[dict[str, MessageBuilder]] = {
+    "prefix": prompts.prefix_probe,
+    "prefill": prompts.prefill_probe,
+    "reask": prompts.reask_probe,
+}
+# Request fields that would turn thinking back on in a continuation (Anthropic refuses
+# assistant prefill with extended thinking enabled).
+_NO_CONTINUE: Final = frozenset({"thinking"})
+TOP_LOGPROBS: Final = 5
+
+
+class ChatUpstreamBase:
+    """An upstream reached through a chat-completions API."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        capabilities: Capabilities,
+        defaults: dict[str, Any] | None = None,
+        prefill_body: dict[str, Any] | None = None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.capabilities = capabilities
+        self.defaults = dict(defaults or {})
+        self.prefill_body = dict(prefill_body or {})
+        self._count = counter or default_counter()
+        chat_styles = [c for c in capabilities.continuations if c in PROBE]
+        self.probe_style: str = chat_styles[0] if chat_styles else "reask"
+
+    # -- transport (subclasses) ------------------------------------------------------
+    def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        raise NotImplementedError
+
+    async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+    # -- the Upstream protocol -------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def stream(self, request: ChatRequest) -> EventStream:
+        body = self._body(request.params, request.messages)
+        return self._events(body)
+
+    async def probe(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
+        style = self.probe_style
+        body: dict[str, Any] = {
+            **self.defaults,
+            "messages": PROBE[style](request.messages, reasoning),
+            "max_tokens": max_tokens,
+            "stop": list(prompts.PROBE_STOP),
+            "temperature": 0,
+            "stream": False,
+        }
+        if style == "prefill":
+            body.update(self.prefill_body)
+        if self.capabilities.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = TOP_LOGPROBS
+        reply = await self._complete(body)
+        choices = reply.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            raise UpstreamError("probe reply has no choices")
+        message = choices[0].get("message") or {}
+        output = message.get("content") if isinstance(message, dict) else None
+        text = prompts.probe_answer_text(str(output or ""), prefilled=style != "reask")
+        logprob, alternatives = chat_logprobs(choices[0].get("logprobs"))
+        usage = parse_usage(reply.get("usage")) or Usage(
+            prompt_tokens=0, completion_tokens=self.count_tokens(str(output or ""))
+        )
+        return ProbeResult(text=text, logprob=logprob, alternatives=alternatives, usage=usage)
+
+    def continue_answer(
+        self, request: ChatRequest, reasoning: str, strategy: Continuation
+    ) -> EventStream:
+        if strategy not in CONTINUE:
+            raise UpstreamError(f"a chat upstream cannot run the {strategy!r} continuation")
+        params = {k: v for k, v in request.params.items() if k not in _NO_CONTINUE}
+        body = self._body(params, CONTINUE[strategy](request.messages, reasoning))
+        if strategy == "prefill":
+            body.update(self.prefill_body)
+        return self._events(body)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _body(self, params: dict[str, Any], messages: prompts.Messages) -> dict[str, Any]:
+        return {
+            **self.defaults,
+            **params,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    async def _events(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
+        splitter = ThinkSplitter()
+        finish: str | None = None
+        chunks = self._chunks(body)
+        try:
+            async for chunk in chunks:
+                for choice in chunk.get("choices") or ():
+                    for kind, text in split_delta(choice.get("delta") or {}, splitter):
+                        yield StreamEvent(kind=kind, text=text)
+                    finish = choice.get("finish_reason") or finish
+                usage = parse_usage(chunk.get("usage"))
+                if usage is not None:
+                    yield StreamEvent(kind="usage", usage=usage)
+            for kind, text in splitter.flush():
+                yield StreamEvent(kind=kind, text=text)
+            yield StreamEvent(kind="finish", finish_reason=finish or "stop")
+        finally:
+            await chunks.aclose()

@@ -1,0 +1,95 @@
+"""The litellm adapter: any chat provider litellm knows (``deepseek/``, ``anthropic/``,
+``ollama_chat/``, ``gemini/``, ...), behind the same interface as the native one.
+
+litellm is imported when the first request runs, never at import time, with
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first so it does not try the network.
+Provider exceptions (litellm's subclasses of openai's) become :class:`UpstreamError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator
+from types import ModuleType
+from typing import Any
+
+from proxy.tokens import TokenCounter
+from proxy.upstreams.base import Capabilities, UpstreamError
+from proxy.upstreams.chat_base import ChatUpstreamBase
+
+
+def load_litellm() -> ModuleType:
+    """Import litellm with its cost map read locally (no network at import)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return litellm
+
+
+def _failure(exc: BaseException) -> UpstreamError:
+    status = getattr(exc, "status_code", None)
+    return UpstreamError(
+        f"upstream call failed: {type(exc).__name__}: {exc}",
+        status_code=status if isinstance(status, int) else None,
+    )
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    dumped = obj.model_dump()
+    return dumped if isinstance(dumped, dict) else {}
+
+
+class LiteLLMChatUpstream(ChatUpstreamBase):
+    """``litellm.acompletion`` with the model's ``litellm_params`` (credentials included)."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        params: dict[str, Any],
+        capabilities: Capabilities,
+        defaults: dict[str, Any] | None = None,
+        prefill_body: dict[str, Any] | None = None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        super().__init__(name, model, capabilities=capabilities, defaults=defaults,
+                         prefill_body=prefill_body, counter=counter)
+        self.params = dict(params)  # api_key, api_base, ... passed to litellm as given
+
+    def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {**self.params, **body, "model": self.model}
+        extra = {k: kwargs.pop(k) for k in ("continue_final_message", "add_generation_prompt")
+                 if k in kwargs}
+        if extra:
+            kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
+        return kwargs
+
+    async def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        litellm = load_litellm()
+        from openai import OpenAIError  # litellm's exceptions all derive from it
+
+        try:
+            response = await litellm.acompletion(**self._kwargs(body))
+        except OpenAIError as exc:
+            raise _failure(exc) from exc
+        try:
+            async for chunk in response:
+                yield _as_dict(chunk)
+        except OpenAIError as exc:
+            raise _failure(exc) from exc
+        finally:
+            # Breaking out of `async for` does not close a litellm stream; this does.
+            await response.aclose()
+
+    async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        litellm = load_litellm()
+        from openai import OpenAIError
+
+        try:
+            reply = await litellm.acompletion(**self._kwargs(body))
+        except OpenAIError as exc:
+            raise _failure(exc) from exc
+        return _as_dict(reply)

@@ -1,0 +1,59 @@
+"""The native adapter for OpenAI-compatible chat servers (vLLM, SGLang, llama.cpp, ...).
+
+Talks the wire format directly over a pooled httpx client. litellm reaches the same
+servers, but measured on these machines it adds about 17 ms to time to first token and
+0.5 ms per streamed chunk; this path adds a fraction of a millisecond. The factory uses it
+for ``openai/`` and ``hosted_vllm/`` models that name an ``api_base``, unless the config
+says ``adapter: litellm``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from proxy.tokens import TokenCounter
+from proxy.upstreams.base import Capabilities
+from proxy.upstreams.chat_base import ChatUpstreamBase
+from proxy.upstreams.http_sse import make_client, post_json, stream_sse
+
+
+class OpenAIChatUpstream(ChatUpstreamBase):
+    """``POST {api_base}/chat/completions``, streamed for the main call and continuation."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        api_base: str,
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        capabilities: Capabilities,
+        defaults: dict[str, Any] | None = None,
+        prefill_body: dict[str, Any] | None = None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        super().__init__(name, model, capabilities=capabilities, defaults=defaults,
+                         prefill_body=prefill_body, counter=counter)
+        self.url = api_base.rstrip("/") + "/chat/completions"
+        self.headers = dict(headers or {})
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self._client = make_client(timeout)
+
+    async def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        stream = stream_sse(self._client, self.url, {"model": self.model, **body}, self.headers)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await post_json(self._client, self.url, {"model": self.model, **body},
+                               self.headers)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

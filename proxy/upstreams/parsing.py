@@ -1,0 +1,87 @@
+"""Reading upstream replies (already decoded to dicts): usage, probe logprobs, finish.
+
+The chat and completions formats differ in where text and logprobs live; these helpers
+turn both into the contract's :class:`Usage` and :class:`ProbeResult` pieces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.prompts import ANSWER_CLOSE
+from proxy.upstreams.base import Usage
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def parse_usage(raw: Any) -> Usage | None:
+    """A chat or completions ``usage`` object, or None when absent."""
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("completion_tokens_details") or {}
+    reasoning = _int(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
+    return Usage(
+        prompt_tokens=_int(raw.get("prompt_tokens")),
+        completion_tokens=_int(raw.get("completion_tokens")),
+        reasoning_tokens=reasoning,
+    )
+
+
+def _answer_span(tokens: list[str]) -> tuple[int, int]:
+    """Indices of the answer's tokens: after an ``<answer>`` token, before ``</answer>``."""
+    start, end = 0, len(tokens)
+    for i, tok in enumerate(tokens):
+        if "<answer>" in tok:
+            start = i + 1
+        elif ANSWER_CLOSE in tok or tok.strip() == "</":
+            end = i
+            break
+    return start, end
+
+
+def answer_logprobs(
+    tokens: list[str], logprobs: list[float | None], tops: list[dict[str, float]]
+) -> tuple[float | None, dict[str, float] | None]:
+    """Total log probability of the answer's tokens (all of them), and alternatives.
+
+    Alternatives are only given for a one-token answer (an option letter, a digit), where
+    the top alternatives of that token are whole alternative answers; for longer answers
+    the first token's alternatives would be fragments, so none are claimed.
+    """
+    start, end = _answer_span(tokens)
+    span = [(tokens[i], logprobs[i]) for i in range(start, end) if tokens[i].strip()]
+    if not span or any(lp is None for _, lp in span):
+        return None, None
+    total = float(sum(lp for _, lp in span if lp is not None))
+    alternatives: dict[str, float] | None = None
+    first = next(i for i in range(start, end) if tokens[i].strip())
+    if len(span) == 1 and first < len(tops) and tops[first]:
+        alternatives = {tok.strip(): lp for tok, lp in tops[first].items() if tok.strip()}
+    return total, alternatives
+
+
+def chat_logprobs(raw: Any) -> tuple[float | None, dict[str, float] | None]:
+    """From a chat choice's ``logprobs`` (``content``: per-token entries)."""
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if not isinstance(content, list) or not content:
+        return None, None
+    tokens = [str(e.get("token", "")) for e in content]
+    lps = [e.get("logprob") for e in content]
+    tops = [
+        {str(t.get("token", "")): float(t.get("logprob", -100.0))
+         for t in e.get("top_logprobs") or []}
+        for e in content
+    ]
+    return answer_logprobs(tokens, lps, tops)
+
+
+def completion_logprobs(raw: Any) -> tuple[float | None, dict[str, float] | None]:
+    """From a completions choice's ``logprobs`` (parallel ``tokens`` / ``token_logprobs``)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("tokens"), list):
+        return None, None
+    tokens = [str(t) for t in raw["tokens"]]
+    lps = list(raw.get("token_logprobs") or [None] * len(tokens))
+    tops = [dict(t or {}) for t in raw.get("top_logprobs") or [{}] * len(tokens)]
+    return answer_logprobs(tokens, lps, tops)

@@ -1,0 +1,69 @@
+"""What each provider can do, as one table (the README's provider table mirrors it).
+
+Each provider lists its continuations best first; ``continuation: auto`` takes the first.
+Best to worst in general: ``raw`` (exact: the model's own template and end-of-thinking marker), then
+``prefix`` (DeepSeek's prefix completion with the reasoning as ``reasoning_content``),
+then ``prefill`` (assistant prefill the server continues), then ``reask`` (any chat API).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from proxy.upstreams.base import Capabilities, Continuation
+
+PREFERENCE: Final[tuple[Continuation, ...]] = ("raw", "prefix", "prefill", "reask")
+
+_CHAT_DEFAULT: Final = Capabilities(continuations=("reask",), logprobs=False)
+
+PROVIDERS: Final[dict[str, Capabilities]] = {
+    # Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, LM Studio...): re-ask is the
+    # one strategy every server honours; set `continuation: prefill` for servers that
+    # continue a trailing assistant message (llama.cpp's server does).
+    "openai": Capabilities(continuations=("reask", "prefill"), logprobs=True),
+    "hosted_vllm": Capabilities(continuations=("prefill", "reask"), logprobs=True),
+    "deepseek": Capabilities(continuations=("prefix", "reask"), logprobs=False),
+    "anthropic": Capabilities(continuations=("prefill", "reask"), logprobs=False),
+    "ollama_chat": Capabilities(continuations=("prefill", "reask"), logprobs=False),
+    "ollama": Capabilities(continuations=("prefill", "reask"), logprobs=False),
+    "text-completion-openai": Capabilities(continuations=("raw",), logprobs=True),
+}
+
+# OpenAI reasoning models keep their reasoning to themselves: no probes are possible.
+_HIDDEN: Final = re.compile(r"^(?:openai/|azure/)?(?:o\d(?:-|$)|gpt-5)", re.IGNORECASE)
+
+
+def provider_of(model: str) -> str:
+    """``deepseek/deepseek-reasoner`` -> ``deepseek``; a bare model name -> ``openai``."""
+    head, sep, _ = model.partition("/")
+    return head if sep else "openai"
+
+
+def hides_reasoning(model: str) -> bool:
+    """True for models known to hide their reasoning (OpenAI o-series, gpt-5)."""
+    return _HIDDEN.match(model) is not None
+
+
+def capabilities_for(model: str) -> Capabilities:
+    """Capabilities of a litellm model id, from the table above."""
+    if hides_reasoning(model):
+        return Capabilities(continuations=(), logprobs=False, hides_reasoning=True)
+    return PROVIDERS.get(provider_of(model), _CHAT_DEFAULT)
+
+
+def choose_continuation(
+    capabilities: Capabilities, requested: Continuation | str = "auto"
+) -> Continuation | None:
+    """The strategy to run after a halt: the requested one, or the best the upstream has.
+
+    An explicit request wins (the operator knows their server); ``auto`` takes the first
+    strategy the upstream lists; None when it lists none (hidden reasoning).
+    """
+    if requested != "auto":
+        for strategy in PREFERENCE:
+            if strategy == requested:
+                return strategy
+        valid = ", ".join(PREFERENCE)
+        raise ValueError(f"unknown continuation {requested!r}; valid: auto, {valid}")
+    return capabilities.continuations[0] if capabilities.continuations else None

@@ -1,0 +1,147 @@
+"""The raw-completion adapter: ``/v1/completions`` servers (vLLM, SGLang, llama.cpp).
+
+The proxy renders the chat template itself and opens the think block in the prompt, so it
+sees every reasoning token as plain text, and it can run the exact continuation: prompt +
+truncated reasoning + end-of-thinking marker, after which the model writes its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from proxy import prompts
+from proxy.reasoning import ThinkSplitter
+from proxy.tokens import TokenCounter, default_counter
+from proxy.upstreams.base import (
+    Capabilities,
+    ChatRequest,
+    Continuation,
+    EventStream,
+    ProbeResult,
+    StreamEvent,
+    UpstreamError,
+    Usage,
+)
+from proxy.upstreams.http_sse import make_client, post_json, stream_sse
+from proxy.upstreams.parsing import completion_logprobs, parse_usage
+from proxy.upstreams.templates import Template, resolve_template
+
+TOP_LOGPROBS = 5
+# Chat-only request fields that a completions endpoint would reject.
+_CHAT_ONLY = frozenset({"messages", "tools", "tool_choice", "response_format",
+                        "parallel_tool_calls", "reasoning_effort", "max_completion_tokens",
+                        "logprobs", "top_logprobs", "stream_options"})
+
+
+class RawCompletionUpstream:
+    """``POST {api_base}/completions`` with a rendered chat template."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        *,
+        api_base: str,
+        api_key: str | None = None,
+        chat_template: str | None = None,
+        think_prefix: str = "<think>\n",
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        defaults: dict[str, Any] | None = None,
+        logprobs: bool = True,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.capabilities = Capabilities(continuations=("raw",), logprobs=logprobs)
+        self.url = api_base.rstrip("/") + "/completions"
+        self.headers = dict(headers or {})
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.template: Template = resolve_template(chat_template)
+        self.think_prefix = think_prefix
+        self.defaults = dict(defaults or {})
+        self._count = counter or default_counter()
+        self._client = make_client(timeout)
+
+    def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def prompt(self, request: ChatRequest) -> str:
+        """The rendered conversation, with the think block opened."""
+        return self.template(request.messages) + self.think_prefix
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        params = {k: v for k, v in request.params.items() if k not in _CHAT_ONLY}
+        limit = request.params.get("max_completion_tokens")
+        if limit is not None and "max_tokens" not in params:
+            params["max_tokens"] = limit
+        return params
+
+    def stream(self, request: ChatRequest) -> EventStream:
+        body = {**self.defaults, **self._params(request), "prompt": self.prompt(request)}
+        return self._events(body, ThinkSplitter(in_think=True))
+
+    async def probe(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
+        body: dict[str, Any] = {
+            **self.defaults,
+            "model": self.model,
+            "prompt": prompts.raw_probe(self.prompt(request), reasoning),
+            "max_tokens": max_tokens,
+            "stop": list(prompts.PROBE_STOP),
+            "temperature": 0,
+            "stream": False,
+        }
+        if self.capabilities.logprobs:
+            body["logprobs"] = TOP_LOGPROBS
+        reply = await post_json(self._client, self.url, body, self.headers)
+        choices = reply.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            raise UpstreamError("probe reply has no choices")
+        output = str(choices[0].get("text") or "")
+        logprob, alternatives = completion_logprobs(choices[0].get("logprobs"))
+        usage = parse_usage(reply.get("usage")) or Usage(
+            completion_tokens=self.count_tokens(output)
+        )
+        return ProbeResult(
+            text=prompts.probe_answer_text(output, prefilled=True),
+            logprob=logprob,
+            alternatives=alternatives,
+            usage=usage,
+        )
+
+    def continue_answer(
+        self, request: ChatRequest, reasoning: str, strategy: Continuation
+    ) -> EventStream:
+        if strategy != "raw":
+            raise UpstreamError(f"the raw-completion upstream cannot run {strategy!r}")
+        prompt = prompts.raw_continuation(self.prompt(request), reasoning)
+        body = {**self.defaults, **self._params(request), "prompt": prompt}
+        return self._events(body, ThinkSplitter(in_think=False))
+
+    async def _events(self, body: dict[str, Any],
+                      splitter: ThinkSplitter) -> AsyncGenerator[StreamEvent, None]:
+        body = {**body, "model": self.model, "stream": True,
+                "stream_options": {"include_usage": True}}
+        finish: str | None = None
+        chunks = stream_sse(self._client, self.url, body, self.headers)
+        try:
+            async for chunk in chunks:
+                for choice in chunk.get("choices") or ():
+                    text = choice.get("text")
+                    if isinstance(text, str) and text:
+                        for kind, piece in splitter.feed(text):
+                            yield StreamEvent(kind=kind, text=piece)
+                    finish = choice.get("finish_reason") or finish
+                usage = parse_usage(chunk.get("usage"))
+                if usage is not None:
+                    yield StreamEvent(kind="usage", usage=usage)
+            for kind, piece in splitter.flush():
+                yield StreamEvent(kind=kind, text=piece)
+            yield StreamEvent(kind="finish", finish_reason=finish or "stop")
+        finally:
+            await chunks.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,162 @@
+"""The halting loop on an in-process upstream: timing, bounds, failures, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from proxy.orchestrator import HaltingRun, RunOptions
+from proxy.request_log import make_logger
+from proxy.upstreams.base import ChatRequest, ProbeResult, StreamEvent, UpstreamError
+from scheduler import Decision, GuardRails, Observation, create_policy
+from tests.fakes import Script, words
+from tests.fakes.memory_upstream import MemoryUpstream
+
+REQUEST = ChatRequest("memory/model", [{"role": "user", "content": "q"}])
+
+
+async def run(upstream: MemoryUpstream, spec: str = "plateau", *, rails: GuardRails | None = None,
+              **options: object) -> HaltingRun:
+    opts = RunOptions(**{"chunk_tokens": 10, "continuation": "reask", **options})  # type: ignore[arg-type]
+    halting = HaltingRun(upstream, REQUEST, create_policy(spec, rails), opts)
+    await halting.start()
+    return halting
+
+
+async def test_slow_probes_never_hold_up_the_stream() -> None:
+    upstream = MemoryUpstream(Script(reasoning=words(200), probe_delay=1.0))
+    halting = await run(upstream, probe_concurrency=2, drain_timeout=0.05)
+    started = time.perf_counter()
+    _, answer = await halting.collect()
+    assert time.perf_counter() - started < 0.5
+    assert upstream.completed and answer == "The answer is 42."
+    assert upstream.max_probes_in_flight == 2  # bounded
+    assert halting.result.probes_skipped > 0
+    assert upstream.probes_cancelled == 2  # drained, then cancelled
+    assert halting.result.reason == "natural"
+
+
+async def test_failing_probes_are_skipped_and_logged() -> None:
+    stream = io.StringIO()
+    upstream = MemoryUpstream(Script(reasoning=words(60), fail_probes=500))
+    halting = HaltingRun(upstream, REQUEST, create_policy("plateau"),
+                         RunOptions(chunk_tokens=10), log=make_logger("info", stream))
+    await halting.start()
+    _, answer = await halting.collect()
+    assert answer == "The answer is 42."
+    assert halting.result.probes_failed == halting.result.probes > 0
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events.count("probe_failed") == halting.result.probes_failed
+
+
+async def test_halt_closes_the_stream_and_continues_from_the_reasoning() -> None:
+    upstream = MemoryUpstream(Script.overthinking(total=2000, settle_at=20, token_delay=0.001))
+    halting = await run(upstream)
+    reasoning, answer = await halting.collect()
+    assert upstream.closed and not upstream.completed
+    assert upstream.sent < 200
+    assert upstream.continuation_reasoning == reasoning
+    assert upstream.continuation_closed
+    assert answer.strip() == "Final answer: 42."
+    assert halting.result.halted and halting.result.upstream_closed_early
+
+
+async def test_budget_cut_needs_no_probes() -> None:
+    upstream = MemoryUpstream(Script(reasoning=words(500)))
+    halting = await run(upstream, "fixed:budget=30")
+    await halting.collect()
+    assert upstream.probe_calls == 0
+    assert halting.result.reason == "max_tokens" and halting.result.reasoning_tokens >= 30
+    assert upstream.closed and not upstream.completed
+
+
+async def test_error_mid_stream_raises_and_closes() -> None:
+    upstream = MemoryUpstream(Script(reasoning=words(100), probe_delay=1.0), fail_mid_stream_at=25)
+    halting = await run(upstream)
+    with pytest.raises(UpstreamError):
+        await halting.collect()
+    await halting.aclose()
+    assert upstream.closed
+    assert upstream.probes_in_flight == 0
+
+
+async def test_aclose_mid_stream_cancels_everything() -> None:
+    upstream = MemoryUpstream(Script(reasoning=words(5000), token_delay=0.001, probe_delay=5.0))
+    halting = await run(upstream)
+    events = halting.events()
+    async for _ in events:
+        if upstream.probes_in_flight:
+            break
+    await events.aclose()
+    await halting.aclose()
+    await asyncio.sleep(0)
+    assert upstream.closed and not upstream.completed
+    assert upstream.probes_in_flight == 0 and upstream.probes_cancelled >= 1
+
+
+async def test_hidden_reasoning_sets_budget_and_never_probes() -> None:
+    upstream = MemoryUpstream(Script(reasoning=words(50)), hides_reasoning=True)
+    halting = await run(upstream, rails=GuardRails(max_tokens=20))
+    await halting.collect()
+    assert upstream.probe_calls == 0 and upstream.completed  # no cut: it is hidden
+    assert halting.result.reason == "hidden_reasoning"
+    assert halting._main_request().params["max_completion_tokens"] == 20 + 4096
+
+
+async def test_probe_results_are_observed_in_boundary_order() -> None:
+    class OutOfOrder(MemoryUpstream):
+        async def probe(self, request: ChatRequest, reasoning: str,
+                        max_tokens: int) -> ProbeResult:
+            # The first boundary's probe answers last.
+            await asyncio.sleep(0.08 if len(reasoning) < 60 else 0.0)
+            return await super().probe(request, reasoning, max_tokens)
+
+    upstream = OutOfOrder(Script(reasoning=words(80), token_delay=0.003))
+    policy = create_policy("consistency:window=99")
+    seen: list[int] = []
+    observe = policy.observe
+
+    def recording(obs: Observation) -> Decision:
+        seen.append(obs.tokens)
+        return observe(obs)
+
+    policy.observe = recording  # type: ignore[method-assign]
+    halting = HaltingRun(upstream, REQUEST, policy, RunOptions(chunk_tokens=10,
+                                                               probe_concurrency=8))
+    await halting.start()
+    await halting.collect()
+    assert seen[:3] == [10, 20, 30]
+    assert seen == sorted(seen)
+
+
+class BurstUpstream(MemoryUpstream):
+    """Delivers the whole reasoning in one burst, as a fast server's buffered socket does."""
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            for token in self.script.reasoning:
+                yield StreamEvent("reasoning", token, tokens=1)
+            yield StreamEvent("content", "42", tokens=1)
+        finally:
+            self.closed = True
+
+
+@pytest.mark.parametrize("spec", ["fixed:budget=64", "plateau:max_tokens=64,min_tokens=64"])
+async def test_max_tokens_holds_on_a_fast_upstream(spec: str) -> None:
+    """Tokens queued behind the cut are counted as discarded, never used or streamed."""
+    upstream = BurstUpstream(Script(reasoning=words(400)))
+    halting = await run(upstream, spec)
+    reasoning, _ = await halting.collect()
+    result = halting.result
+    assert result.halted and result.reason == "max_tokens"
+    assert result.reasoning_tokens == 64
+    assert upstream.count_tokens(reasoning) == 64
+    assert upstream.count_tokens(upstream.continuation_reasoning or "") == 64
+    used_and_discarded = result.usage().reasoning_tokens - result.probe_tokens
+    assert used_and_discarded == 64 + result.main.discarded
+    assert result.decision()["reasoning_tokens_discarded"] == result.main.discarded
