@@ -75,8 +75,9 @@ def _serve_proxy(port: int, fake_url: str, chunk_tokens: int) -> None:
     config = parse_config({"model_list": entries, "general_settings": {"log_level": "warning"}})
     upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
                  for e in config.model_list}
+    # The same server settings as `thinkstop serve` (uvloop and httptools when installed).
     uvicorn.run(create_app(config, upstreams), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False, http="h11", ws="none")
+                log_level="warning", access_log=False)
 
 
 @dataclass
