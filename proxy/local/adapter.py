@@ -179,7 +179,7 @@ class LocalUpstream:
             return await self._call(fn, *args)
         except ContextFull as exc:
             raise UpstreamError(str(exc), status_code=400) from exc
-        except (RuntimeError, ValueError) as exc:  # llama.cpp reports decode failures so
+        except (RuntimeError, ValueError) as exc:  # how llama.cpp reports decode failures
             raise UpstreamError(f"local model failed: {exc}") from exc
 
     async def _drive(self, make: Callable[[StopCheck], Events]) -> EventStream:

@@ -169,9 +169,9 @@ def _generate(
 
 
 def _without_eog(engine: LocalEngine, logits: Logits) -> Logits:
-    order = np.argsort(logits)[::-1][:8]
+    """``logits`` with end-of-generation tokens among the top ones masked out."""
     masked = logits.copy()
-    for token in order:
+    for token in np.argpartition(logits, -8)[-8:]:
         if engine.is_eog(int(token)):
             masked[token] = -np.inf
     return masked
@@ -231,7 +231,9 @@ def run_probe(
     each digit are tokens of their own in Qwen-family vocabularies). ``alternatives`` are
     the other top-``top_k`` tokens at the first position that decides the answer (the
     first non-blank one), each as answer-so-far + that token, with its log probability.
-    ``usage.prompt_tokens`` counts only the tokens the model had to evaluate.
+    Ending the turn is not allowed before that first non-blank token (the probabilities
+    there are renormalised without the end tokens). ``usage.prompt_tokens`` counts only
+    the tokens the model had to evaluate.
     """
     suffix = engine.tokenize(close_text(reasoning, PROBE_SUFFIX), special=True)
     seq = [*context, *suffix]
@@ -254,9 +256,10 @@ def run_probe(
             alternatives = _alternatives(engine, logprobs, token, text, total, top_k)
         text += piece
         total += float(logprobs[token])
-        if step + 1 < max_tokens and len(seq) + 1 < engine.n_ctx:
-            seq.append(token)
-            logits = engine.evaluate(seq)
+        if step + 1 >= max_tokens or len(seq) + 1 >= engine.n_ctx:
+            break
+        seq.append(token)
+        logits = engine.evaluate(seq)
     answer = text.strip()
     alternatives.pop(answer, None)
     return ProbeResult(
@@ -276,7 +279,8 @@ def _alternatives(
     top_k: int,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
-    for token in np.argsort(logprobs)[::-1][: top_k + 1]:
+    head = np.argpartition(logprobs, -(top_k + 1))[-(top_k + 1) :]
+    for token in head[np.argsort(logprobs[head])[::-1]]:
         token = int(token)
         if token == chosen or engine.is_eog(token):
             continue

@@ -1,0 +1,94 @@
+"""End to end on the real SmolLM2: a real uvicorn server on loopback running the proxy
+with the embedded adapter, driven by the real openai SDK. The stream shows reasoning, a
+halt decided from real probes (log probabilities), and the continuation's answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.model
+
+QUESTION = "I have 3 apples and eat 1. How many apples are left?"
+SMOL = {"model": "local/smollm2-135m", "n_ctx": 2048, "n_threads": 2, "temperature": 0,
+        "max_tokens": 256}
+
+
+@pytest.fixture(scope="module")
+def proxy_url(smollm2_file: Path) -> Iterator[str]:
+    from proxy.app import create_app
+    from proxy.config import parse_config
+    from proxy.upstreams.factory import build_upstream
+    from tests.fakes import ServerThread
+
+    config = parse_config({
+        "model_list": [
+            # halts at the first probe that has an answer: probes every 4 reasoning tokens
+            {"model_name": "smol-halt", "litellm_params": SMOL,
+             "thinkstop": {"policy": "confidence:threshold=0.01", "chunk_tokens": 4,
+                           "probe_tokens": 8}},
+            # never confident enough: the model finishes by itself
+            {"model_name": "smol-free", "litellm_params": SMOL,
+             "thinkstop": {"policy": "confidence:threshold=1.0", "chunk_tokens": 8,
+                           "probe_tokens": 8}},
+        ],
+    })
+    upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
+                 for e in config.model_list}
+    server = ServerThread(create_app(config, upstreams), lifespan="on").start()
+    try:
+        yield f"{server.url}/v1"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def client(proxy_url: str) -> AsyncIterator[Any]:
+    import openai
+
+    async with openai.AsyncOpenAI(base_url=proxy_url, api_key="none", max_retries=0,
+                                  timeout=60) as c:
+        yield c
+
+
+async def stream_chat(client: Any, model: str) -> tuple[str, str, dict[str, Any], Any]:
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": QUESTION}], stream=True,
+        stream_options={"include_usage": True},
+    )
+    reasoning, content, decision, usage = "", "", {}, None
+    async for chunk in stream:
+        data = chunk.model_dump()
+        decision = data.get("thinkstop") or decision
+        usage = chunk.usage or usage
+        for choice in data["choices"]:
+            reasoning += choice["delta"].get("reasoning_content") or ""
+            content += choice["delta"].get("content") or ""
+    return reasoning, content, decision, usage
+
+
+async def test_models_lists_the_local_models(client: Any) -> None:
+    ids = {m.id async for m in client.models.list()}
+    assert ids == {"smol-halt", "smol-free"}
+
+
+async def test_streamed_request_halts_on_a_probe_and_continues(client: Any) -> None:
+    reasoning, content, decision, usage = await stream_chat(client, "smol-halt")
+    assert reasoning.strip() and content.strip()
+    assert decision["halted"] is True and decision["reason"] == "confident"
+    assert decision["strategy"] == "raw" and decision["upstream_closed_early"] is True
+    assert decision["probes"] >= 1 and decision["probe_tokens"] > 0
+    assert decision["answer_tokens"] > 0
+    assert "</think>" not in content
+    assert usage is not None and usage.completion_tokens >= (
+        decision["reasoning_tokens"] + decision["answer_tokens"]
+    )
+
+
+async def test_unhalted_request_passes_the_models_own_answer(client: Any) -> None:
+    reasoning, content, decision, _ = await stream_chat(client, "smol-free")
+    assert reasoning.strip() and content.strip()
+    assert decision["halted"] is False and decision["probes"] >= 1
