@@ -100,15 +100,26 @@ def add_bench_parser(sub: Any) -> None:
         required=True,
         help="any litellm model id, openai/<name> with --api-base, or local/<name>",
     )
-    run.add_argument("--api-base", default=None)
+    run.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server")
     run.add_argument("--api-key", default=None, help="API key (default: the provider's env var)")
-    run.add_argument("--tasks", type=_tasks, default=list(DEFAULT_TASKS))
-    run.add_argument("--n", type=int, default=10, help="items per task (levels in turn)")
+    run.add_argument(
+        "--tasks",
+        type=_tasks,
+        default=list(DEFAULT_TASKS),
+        help=f"comma-separated task names (default: {','.join(DEFAULT_TASKS)})",
+    )
+    run.add_argument(
+        "--n",
+        type=int,
+        default=10,
+        help="items per task, difficulty levels in turn (default: %(default)s)",
+    )
     run.add_argument(
         "--budgets",
         type=_ints,
         default=[0, 1024, 2048, 4096],
-        help="requested and truncation budgets in reasoning tokens",
+        help="comma-separated requested and truncation budgets in reasoning tokens "
+        "(default: 0,1024,2048,4096)",
     )
     run.add_argument(
         "--policies",
@@ -119,21 +130,42 @@ def add_bench_parser(sub: Any) -> None:
     run.add_argument(
         "--regimes",
         default="requested,truncate,natural,policies",
-        help="which regimes to run (default: all)",
+        help="comma-separated regimes: requested, truncate, natural, policies (default: all)",
     )
-    run.add_argument("--samples", type=int, default=5, help="natural samples per item")
-    run.add_argument("--chunk-tokens", type=int, default=256, help="probe spacing")
-    run.add_argument("--probe-tokens", type=int, default=16, help="max tokens per probe")
+    run.add_argument(
+        "--samples", type=int, default=5, help="natural samples per item (default: %(default)s)"
+    )
+    run.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=256,
+        help="probe every N reasoning tokens (default: %(default)s)",
+    )
+    run.add_argument(
+        "--probe-tokens", type=int, default=16, help="max tokens per probe (default: %(default)s)"
+    )
     run.add_argument(
         "--max-reasoning",
         type=int,
         default=16384,
-        help="cap on reasoning tokens per run; the answer is then forced",
+        help="cap on reasoning tokens per run; the answer is then forced (default: %(default)s)",
     )
-    run.add_argument("--concurrency", type=int, default=4)
-    run.add_argument("--retries", type=int, default=3)
-    run.add_argument("--temperature", type=float, default=None)
-    run.add_argument("--top-p", type=float, default=None)
+    run.add_argument(
+        "--concurrency", type=int, default=4, help="items in flight at once (default: %(default)s)"
+    )
+    run.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries per failed call, with exponential backoff (default: %(default)s)",
+    )
+    run.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature (default: the paper's: 1.0 for API models, 0.6 for others)",
+    )
+    run.add_argument("--top-p", type=float, default=None, help="nucleus sampling top_p")
     run.add_argument(
         "--cautioned",
         action="store_true",
@@ -142,9 +174,14 @@ def add_bench_parser(sub: Any) -> None:
     run.add_argument(
         "--live", action="store_true", help="also run each policy live through the halting loop"
     )
-    run.add_argument("--out", type=Path, required=True)
-    run.add_argument("--no-progress", action="store_true")
-    run.add_argument("--no-plots", action="store_true")
+    run.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder; re-running with the same folder resumes the run",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     _data_args(run)
     run.set_defaults(func=run_bench)
 
