@@ -102,6 +102,23 @@ def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     return min(1.0, 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys))
 
 
+def with_answer(
+    alternatives: Mapping[str, float], answer: str | None, logprob: float | None
+) -> dict[str, float]:
+    """The alternatives plus the chosen answer at its own log probability.
+
+    Upstreams differ: some list the chosen answer among the alternatives, others (top
+    tokens other than the one sampled) leave it out. Adding it back when it is missing
+    keeps the distribution, and so the change between boundaries, about answers.
+    """
+    merged = dict(alternatives)
+    key = normalize_answer(answer)
+    if key is not None and logprob is not None:
+        if all(normalize_answer(raw) != key for raw in merged):
+            merged[answer or key] = logprob
+    return merged
+
+
 def normalise_alternatives(alternatives: Mapping[str, float]) -> dict[str, float]:
     """Merge raw alternatives by answer key and turn log probabilities into probabilities.
 
@@ -155,7 +172,9 @@ class SignalTracker:
             sum(1 for a in self._recent if a == answer) / self.window if answer is not None else 0.0
         )
         if obs.alternatives:
-            distribution = normalise_alternatives(obs.alternatives)
+            distribution = normalise_alternatives(
+                with_answer(obs.alternatives, obs.answer, obs.logprob)
+            )
         elif obs.logprob is not None and answer is not None:
             p = math.exp(min(0.0, obs.logprob))
             distribution = {answer: p, OTHER: 1.0 - p}

@@ -28,7 +28,13 @@ from scheduler.policies import (
 from scheduler.policy import Guarded, Policy
 from scheduler.registry import PolicySpec, create_policy
 from scheduler.replay import observation, replay_one
-from scheduler.signals import NONE, OTHER, SignalTracker, normalise_alternatives
+from scheduler.signals import (
+    NONE,
+    OTHER,
+    SignalTracker,
+    normalise_alternatives,
+    with_answer,
+)
 from scheduler.trace import Trace
 
 Bool = npt.NDArray[np.bool_]
@@ -127,7 +133,8 @@ class TraceBatch:
                     self.logprob[i, j] = step.logprob
                 if step.alternatives:
                     self.has_alt[i, j] = True
-                    alt_rows.append((i, j, normalise_alternatives(step.alternatives)))
+                    merged = with_answer(step.alternatives, step.answer, step.logprob)
+                    alt_rows.append((i, j, normalise_alternatives(merged)))
                 self.correct[i, j] = matches(step.answer, trace.expected)
                 self.hedged[i, j] = step.hedged
             self.nat_tokens[i] = trace.natural.tokens

@@ -93,3 +93,15 @@ def test_tracker_rejects_bad_settings() -> None:
         SignalTracker(window=0)
     with pytest.raises(ValueError, match="metric"):
         SignalTracker(metric="kl")
+
+
+def test_alternatives_without_the_answer_get_it_back() -> None:
+    """Top-token alternatives that leave out the sampled answer still describe answers."""
+    tracker = SignalTracker(window=2)
+    first = tracker.update(Observation(tokens=64, answer="2", logprob=math.log(0.9),
+                                       alternatives={"3": math.log(0.05)}))
+    assert first.distribution["2"] == pytest.approx(0.9)
+    assert first.confidence == pytest.approx(0.9)
+    moved = tracker.update(Observation(tokens=128, answer="3", logprob=math.log(0.9),
+                                       alternatives={"2": math.log(0.05)}))
+    assert moved.change > 0.5  # the answer flipped: the distributions are far apart
