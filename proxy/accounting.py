@@ -65,6 +65,11 @@ class RunResult:
     chunk_tokens: int = 0
     max_tokens: int | None = None
     signals: dict[str, object] | None = None
+    budget_cap: int | None = None  # the per-request reasoning cap from a budget, if any
+    probes_unavailable: bool = False
+    retries: int = 0  # main-stream opens retried before the first byte
+    faults: list[str] = field(default_factory=list)
+    failed_calls: list[CallCount] = field(default_factory=list)  # failed continuations
 
     @property
     def reasoning_tokens(self) -> int:
@@ -93,6 +98,8 @@ class RunResult:
         )
         if self.continuation is not None:
             total = total + self.continuation.usage()
+        for failed in self.failed_calls:
+            total = total + failed.usage()
         return total
 
     def tokens_saved_vs_budget(self) -> int:
@@ -133,4 +140,7 @@ class RunResult:
             "chunk_tokens": self.chunk_tokens,
             "upstream_closed_early": self.upstream_closed_early,
             "signals": self.signals,
+            "budget_cap": self.budget_cap,
+            "probes_unavailable": self.probes_unavailable,
+            "faults": list(self.faults),
         }

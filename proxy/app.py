@@ -6,7 +6,6 @@ one upstream per ``model_name``; the app closes the upstreams when it shuts down
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -15,11 +14,16 @@ from typing import Any, TextIO
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from proxy.body_limit import BodyLimit
+from proxy.budget_scopes import Budgets, make_store
+from proxy.budgets import CounterStore
 from proxy.chat import ChatService, ModelRoute
 from proxy.config import ConfigError, ProxyConfig
-from proxy.errors import ProxyError, install_error_handlers
+from proxy.errors import install_error_handlers
+from proxy.keys import Caller, KeyRing, authenticate
 from proxy.metrics import ProxyMetrics
 from proxy.protocol import ChatCompletionRequest
+from proxy.redaction import Redactor, config_secrets
 from proxy.request_log import make_logger
 from proxy.upstreams.base import Upstream
 from proxy.upstreams.providers import choose_continuation
@@ -48,29 +52,21 @@ def build_routes(config: ProxyConfig, upstreams: Mapping[str, Upstream]) -> dict
     return routes
 
 
-def _auth(master_key: str | None) -> Any:
-    async def check(request: Request) -> None:
-        if master_key is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ProxyError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                             type_="authentication_error", code="missing_api_key")
-        if not hmac.compare_digest(token.strip().encode(), master_key.encode()):
-            raise ProxyError(401, "invalid API key", type_="authentication_error",
-                             code="invalid_api_key")
-
-    return check
-
-
 def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
-               log_stream: TextIO | None = None) -> FastAPI:
-    """The thinkstop proxy app for ``settings``, serving ``upstreams`` by model name."""
+               log_stream: TextIO | None = None,
+               budget_store: CounterStore | None = None) -> FastAPI:
+    """The thinkstop proxy app for ``settings``, serving ``upstreams`` by model name.
+
+    ``budget_store`` replaces the store chosen from ``general_settings.redis_url``.
+    """
     routes = build_routes(settings, upstreams)
+    general = settings.general_settings
     metrics = ProxyMetrics()
-    log = make_logger(settings.general_settings.log_level, log_stream)
-    service = ChatService(settings, routes, metrics, log)
+    redact = Redactor(config_secrets(settings))
+    log = make_logger(general.log_level, log_stream, redact)
+    budgets = Budgets(budget_store or make_store(general.redis_url), metrics, log)
+    service = ChatService(settings, routes, metrics, log, budgets=budgets, redact=redact)
+    keys = KeyRing(general)
     created = int(time.time())
 
     @asynccontextmanager
@@ -78,6 +74,7 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
         yield
         for upstream in upstreams.values():
             await upstream.aclose()
+        await budgets.aclose()
 
     app = FastAPI(
         title="thinkstop",
@@ -87,20 +84,22 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=general.max_request_bytes)
     app.state.metrics = metrics
     app.state.service = service
-    auth = Depends(_auth(settings.general_settings.master_key))
+    authenticate_caller = authenticate(keys)
+    auth = Depends(authenticate_caller)
 
-    @app.post("/v1/chat/completions", dependencies=[auth], tags=["openai"],
-              response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
+    @app.post("/v1/chat/completions", tags=["openai"], response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, request: Request,
+                               caller: Caller = auth) -> Response:
         """Chat completion, streamed (SSE) or whole, with a top-level `thinkstop` decision."""
-        return await service.complete(body)
+        return await service.complete(body, caller, request.receive)
 
-    @app.post("/chat/completions", dependencies=[auth], include_in_schema=False,
-              response_model=None)
-    async def chat_completions_alias(body: ChatCompletionRequest) -> Response:
-        return await service.complete(body)
+    @app.post("/chat/completions", include_in_schema=False, response_model=None)
+    async def chat_completions_alias(body: ChatCompletionRequest, request: Request,
+                                     caller: Caller = auth) -> Response:
+        return await service.complete(body, caller, request.receive)
 
     @app.get("/v1/models", dependencies=[auth], tags=["openai"])
     async def models() -> dict[str, Any]:

@@ -93,10 +93,13 @@ class MemoryCounterStore:
 class RedisCounterStore:
     """Counters in Redis (INCRBY + EXPIRE in one transaction), shared across replicas."""
 
-    def __init__(self, url: str, prefix: str = "thinkstop:budget:") -> None:
+    def __init__(self, url: str, prefix: str = "thinkstop:budget:", *,
+                 timeout: float = 1.0) -> None:
         import redis.asyncio as aioredis
 
-        self._client = aioredis.from_url(url, decode_responses=True)
+        # Bounded waits: a slow or absent Redis must never hold a request for long.
+        self._client = aioredis.from_url(url, decode_responses=True, socket_timeout=timeout,
+                                         socket_connect_timeout=timeout)
         self._prefix = prefix
 
     async def ping(self) -> bool:

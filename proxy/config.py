@@ -10,7 +10,10 @@
     general_settings: {master_key: os.environ/THINKSTOP_MASTER_KEY}
 
 Any string ``os.environ/NAME`` is replaced by that environment variable. Validation
-happens at start; a :class:`ConfigError` names the offending field.
+happens at start; a :class:`ConfigError` names the offending field. When the file sets
+no ``master_key`` or ``redis_url``, ``THINKSTOP_MASTER_KEY`` / ``THINKSTOP_REDIS_URL``
+supply them. Keys and budgets (``general_settings.client_keys``, ``model_list[].budgets``)
+are described in :mod:`proxy.keys` and :mod:`proxy.budgets`.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class ModelEntry(BaseModel):
     model_name: str = Field(min_length=1)
     litellm_params: dict[str, Any]
     thinkstop: ThinkstopOptions = Field(default_factory=ThinkstopOptions)
+    budgets: BudgetSettings | None = None
 
     @field_validator("litellm_params")
     @classmethod
@@ -131,11 +135,58 @@ class ModelEntry(BaseModel):
         return value
 
 
+class BudgetSettings(BaseModel):
+    """Budget guard-rails of one scope (a model or a client key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_reasoning_tokens: int | None = Field(
+        default=None, ge=0, description="per-request reasoning cap: cut there, then answer")
+    tokens_per_window: int | None = Field(
+        default=None, ge=0, description="all tokens per window; over it: 429 + Retry-After")
+    window_seconds: int = Field(default=60, ge=1)
+
+
+class ClientKey(BaseModel):
+    """A key a client may send as ``Authorization: Bearer <key>``; ``name`` is what logs,
+    metrics and errors show (never the key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    key: str = Field(min_length=1)
+    budgets: BudgetSettings | None = None
+
+
 class GeneralSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     master_key: str | None = None
+    client_keys: list[ClientKey] = Field(default_factory=list)
+    redis_url: str | None = Field(default=None, description="share budget counters")
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="else 413")
+    upstream_retries: int = Field(default=1, ge=0, le=5,
+                                  description="retries before the first byte reaches the client")
+    graceful_shutdown_seconds: int = Field(default=30, ge=0,
+                                           description="SIGTERM: drain streams this long")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> GeneralSettings:
+        names: set[str] = set()
+        keys = {self.master_key} if self.master_key else set()
+        for i, client in enumerate(self.client_keys):
+            if client.name in names or client.name == "master":
+                raise ValueError(f"client_keys[{i}].name: duplicate or reserved {client.name!r}")
+            if client.key in keys:
+                raise ValueError(f"client_keys[{i}].key: the same key is configured twice")
+            names.add(client.name)
+            keys.add(client.key)
+        return self
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.master_key or self.client_keys)
 
 
 class ProxyConfig(BaseModel):
@@ -179,6 +230,23 @@ def _resolve_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
     return value
 
 
+# general_settings fields an environment variable supplies when the file leaves them out.
+ENV_DEFAULTS = {"master_key": "THINKSTOP_MASTER_KEY", "redis_url": "THINKSTOP_REDIS_URL"}
+
+
+def _env_defaults(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    general = data.get("general_settings")
+    general = dict(general) if isinstance(general, dict) else {}
+    if "general_settings" in data and not isinstance(data["general_settings"], dict):
+        return data  # let validation name the field
+    for field_name, variable in ENV_DEFAULTS.items():
+        if general.get(field_name) in (None, "") and environ.get(variable):
+            general[field_name] = environ[variable]
+        elif general.get(field_name) == "":
+            general[field_name] = None  # `master_key: os.environ/X` with X empty: off
+    return {**data, "general_settings": general} if general else data
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -191,7 +259,8 @@ def parse_config(data: Any, *, environ: Mapping[str, str] | None = None,
     """Validate a loaded YAML document (``os.environ/`` references resolved first)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    resolved = _resolve_env(data, "", os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    resolved = _env_defaults(_resolve_env(data, "", env), env)
     try:
         return ProxyConfig.model_validate(resolved)
     except ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from proxy.accounting import RunResult
 
@@ -26,8 +26,18 @@ class ProxyMetrics:
                              ["model"], registry=r)
         self.probes = Counter("thinkstop_probes", "Probes by outcome",
                               ["model", "outcome"], registry=r)
-        self.upstream_errors = Counter("thinkstop_upstream_errors", "Upstream failures",
-                                       ["model"], registry=r)
+        self.upstream_errors = Counter("thinkstop_upstream_errors", "Upstream failures by "
+                                       "kind (status, connect, timeout, protocol)",
+                                       ["model", "kind"], registry=r)
+        self.faults = Counter("thinkstop_faults", "Faults survived or reported, by kind "
+                              "(main_stream_failed, probes_unavailable, continuation_failed:*)",
+                              ["model", "fault"], registry=r)
+        self.budget_rejections = Counter("thinkstop_budget_rejections", "429s for a spent "
+                                         "token window, by scope", ["scope"], registry=r)
+        self.budget_store_errors = Counter("thinkstop_budget_store_errors", "Budget store "
+                                           "(Redis) failures; requests went on", registry=r)
+        self.in_flight = Gauge("thinkstop_requests_in_flight", "Chat requests running now",
+                               registry=r)
         self.latency = Histogram("thinkstop_request_duration_seconds", "Request wall time",
                                  ["model", "stream"], buckets=_LATENCY_BUCKETS, registry=r)
         self.ttft = Histogram("thinkstop_time_to_first_token_seconds",

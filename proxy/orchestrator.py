@@ -12,6 +12,13 @@ A pump task reads the upstream stream into a queue; probe completions land in th
 queue, so a probe's verdict is acted on as soon as it arrives, between any two tokens, and
 the stream is never held up by a probe. On halt the upstream stream is closed at once and
 the continuation streams the model's own final answer from the truncated reasoning.
+
+Faults: opening the main stream is retried (``retries``) only for failures that are safe
+to retry and only before anything reached the client; a main stream that breaks during
+the reasoning becomes a halt (``reason: "upstream_error"``) whose continuation answers
+from the reasoning so far; probes that keep failing switch probing off for the request
+(``probes_unavailable``) while the ``max_tokens`` cut still holds. See
+:mod:`proxy.continuation` for the continuation's fallbacks.
 """
 
 from __future__ import annotations
@@ -22,9 +29,17 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from proxy.accounting import CallCount, RunResult
+from proxy.accounting import RunResult
+from proxy.continuation import ContinuationChain, fallback_chain
 from proxy.probing import ProbeOutcome, ProbeRunner
-from proxy.upstreams.base import ChatRequest, Continuation, EventStream, StreamEvent, Upstream
+from proxy.upstreams.base import (
+    ChatRequest,
+    Continuation,
+    EventStream,
+    StreamEvent,
+    Upstream,
+    UpstreamError,
+)
 from scheduler import Guarded, Observation, extract_answer, is_hedging
 
 DeltaKind = Literal["reasoning", "content"]
@@ -49,6 +64,13 @@ class RunOptions:
     hidden_reasoning: bool = False
     answer_tokens: int = 4096  # answer allowance on top of max_tokens for hidden reasoning
     drain_timeout: float = 2.0
+    retries: int = 0  # retries of the main stream's opening (connect errors, 502/503/504)
+    retry_backoff: float = 0.25  # seconds, doubled on each retry
+    probe_failure_limit: int = 3  # consecutive probe failures that switch probing off
+    fallbacks: tuple[Continuation, ...] = ()  # other strategies to try if one fails
+    rerun: bool = True  # last resort after every strategy failed
+    cap_reason: str = "max_tokens"  # "budget_cap" when a budget set the max_tokens cut
+    budget_cap: int | None = None
 
 
 class _End:
@@ -78,7 +100,8 @@ class HaltingRun:
         )
         self.probing = options.enabled and not self.hidden and policy.needs_probes
         self.result = RunResult(policy=policy.spec(), enabled=options.enabled,
-                                chunk_tokens=options.chunk_tokens, max_tokens=policy.max_tokens)
+                                chunk_tokens=options.chunk_tokens, max_tokens=policy.max_tokens,
+                                budget_cap=options.budget_cap)
         if not options.enabled:
             self.result.reason = "disabled"
         elif self.hidden:
@@ -88,9 +111,10 @@ class HaltingRun:
             upstream, request, max_tokens=options.probe_tokens,
             max_in_flight=options.probe_concurrency, timeout=options.probe_timeout,
             notify=lambda: self._queue.put_nowait(_PROBE), log=log,
+            failure_limit=options.probe_failure_limit,
         )
         self._stream: EventStream | None = None
-        self._continuation: EventStream | None = None
+        self._continuation: AsyncGenerator[StreamEvent, None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._first: StreamEvent | None = None
         self._reasoning: list[str] = []
@@ -113,17 +137,36 @@ class HaltingRun:
         return ChatRequest(self.request.model, self.request.messages, params)
 
     async def start(self) -> None:
-        """Open the upstream stream and read its first event (errors raise here)."""
+        """Open the upstream stream and read its first event (errors raise here).
+
+        Nothing has reached the client yet, so a failure that is safe to retry (no
+        connection; 502/503/504) is retried up to ``options.retries`` times.
+        """
         text = "\n".join(str(m.get("content") or "") for m in self.request.messages)
         self.result.main.prompt_estimate = self.upstream.count_tokens(text)
-        self._stream = self.upstream.stream(self._main_request())
-        try:
-            self._first = await anext(self._stream)
-        except StopAsyncIteration:
-            self._first = None
-        except BaseException:
-            await self.aclose()
-            raise
+        attempt = 0
+        while True:
+            self._stream = self.upstream.stream(self._main_request())
+            try:
+                self._first = await anext(self._stream)
+                return
+            except StopAsyncIteration:
+                self._first = None
+                return
+            except UpstreamError as exc:
+                await self._stream.aclose()
+                if not exc.retryable or attempt >= self.options.retries:
+                    await self.aclose()
+                    raise
+                attempt += 1
+                self.result.retries = attempt
+                if self.log is not None:
+                    self.log.warning("upstream_retry", attempt=attempt, kind=exc.kind,
+                                     status=exc.status_code)
+                await asyncio.sleep(self.options.retry_backoff * 2 ** (attempt - 1))
+            except BaseException:
+                await self.aclose()
+                raise
 
     async def aclose(self) -> None:
         """Close everything this run opened (safe to call twice, and on disconnect)."""
@@ -165,22 +208,48 @@ class HaltingRun:
             while not self._queue.empty():
                 items.append(self._queue.get_nowait())
             out: list[Delta] = []
+            failure: Exception | None = None
             for item in items:
                 if item is _END:
                     ended = True
                 elif item is _PROBE:
                     self._observe(self._probes.ready())
                 elif isinstance(item, Exception):
-                    raise item
+                    failure = item  # the pump stops after an error: nothing follows it
                 elif isinstance(item, StreamEvent):
                     self._handle(item, out)
             for delta in _coalesce(out):
-                yield delta
+                yield delta  # what arrived before a failure still reaches the client
+            if failure is not None:
+                self._fail(failure)
         if self._halt_reason is not None:
             async for delta in self._halt():
                 yield delta
         await self._probes.drain(self.options.drain_timeout)
         self._finish_accounting()
+
+    def _fail(self, failure: Exception) -> None:
+        """A broken main stream: answer from the reasoning so far where that is possible.
+
+        Possible while the run is monitored, the model is still reasoning (no answer text
+        was sent), some reasoning arrived, and a continuation exists; otherwise re-raise,
+        and the client gets the error (in-band when streaming).
+        """
+        forcible = (
+            isinstance(failure, UpstreamError)
+            and self.options.enabled and not self.hidden and not self._thinking_done
+            and self._halt_reason is None and self.result.main.reasoning > 0
+            and self.options.continuation is not None
+        )
+        if not forcible:
+            raise failure
+        assert isinstance(failure, UpstreamError)
+        self.result.faults.append("main_stream_failed")
+        if self.log is not None:
+            self.log.warning("main_stream_failed", kind=failure.kind,
+                             error=failure.message[:200],
+                             reasoning_tokens=self.result.main.reasoning)
+        self._halt_reason = "upstream_error"
 
     def _handle(self, event: StreamEvent, out: list[Delta]) -> None:
         main = self.result.main
@@ -214,9 +283,9 @@ class HaltingRun:
         if not self.options.enabled or self._thinking_done or self._halt_reason is not None:
             return
         if not self.hidden and self.policy.over_budget(tokens):
-            self._halt_reason = "max_tokens"
+            self._halt_reason = self.options.cap_reason
             return
-        if not self.probing or tokens < self._next_boundary:
+        if not self.probing or tokens < self._next_boundary or self._probes.unavailable:
             return
         step = self.options.chunk_tokens
         self._next_boundary = (tokens // step + 1) * step
@@ -247,14 +316,15 @@ class HaltingRun:
             if decision.signals is not None:
                 self.result.signals = decision.signals.as_dict()
             if decision.halt:
-                self._halt_reason = decision.reason
+                reason = decision.reason
+                self._halt_reason = self.options.cap_reason if reason == "max_tokens" else reason
 
     async def _halt(self) -> AsyncGenerator[Delta, None]:
         """Close the main stream now, then stream the continuation's answer."""
         self.halted_at = time.perf_counter()
         self.result.halted = True
         self.result.reason = self._halt_reason or "halt"
-        self.result.upstream_closed_early = True
+        self.result.upstream_closed_early = self._halt_reason != "upstream_error"
         await self._stop_main()
         # Reasoning still queued arrived after the halt point: counted as discarded only.
         while not self._queue.empty():
@@ -266,26 +336,17 @@ class HaltingRun:
         if strategy is None:
             self.result.finish_reason = "length"
             return
-        count = CallCount(prompt_estimate=self.result.main.prompt_estimate
-                          + self.result.main.reasoning)
-        self.result.continuation = count
-        self._continuation = self.upstream.continue_answer(
-            self.request, "".join(self._reasoning), strategy
+        chain = ContinuationChain(
+            self.upstream, self.request, self._main_request(), self.result,
+            strategies=fallback_chain(strategy, self.options.fallbacks,
+                                      rerun=self.options.rerun),
+            budget=self.policy.max_tokens, log=self.log,
         )
+        prompt = self.result.main.prompt_estimate + self.result.main.reasoning
+        self._continuation = chain.events("".join(self._reasoning), prompt)
         try:
             async for event in self._continuation:
-                if event.kind in ("reasoning", "content") and event.text:
-                    tokens = event.tokens if event.tokens is not None else (
-                        self.upstream.count_tokens(event.text))
-                    if event.kind == "reasoning":
-                        count.reasoning += tokens
-                    else:
-                        count.content += tokens
-                    yield Delta(event.kind, event.text)
-                elif event.kind == "usage" and event.usage is not None:
-                    count.exact = event.usage
-                elif event.kind == "finish" and event.finish_reason:
-                    self.result.finish_reason = event.finish_reason
+                yield Delta("reasoning" if event.kind == "reasoning" else "content", event.text)
         finally:
             await self._continuation.aclose()
 
@@ -295,6 +356,10 @@ class HaltingRun:
         self.result.probes = probes.launched
         self.result.probes_failed = probes.failed
         self.result.probes_skipped = probes.skipped
+        self.result.probes_unavailable = probes.unavailable or (
+            probes.launched > 0 and probes.failed == probes.launched)
+        if self.result.probes_unavailable:
+            self.result.faults.append("probes_unavailable")
 
     async def collect(self) -> tuple[str, str]:
         """Run to the end; return (reasoning, answer) text. For non-streaming callers."""

@@ -3,7 +3,9 @@
 The main stream never waits for a probe: :meth:`ProbeRunner.launch` starts a task and
 returns at once (or skips the probe when ``max_in_flight`` are already running), and a
 callback tells the halting loop when results are ready. A probe that fails or times out
-is logged and skipped; it is never fatal to the request.
+(``timeout`` per probe) is logged and skipped; it is never fatal to the request. After
+``failure_limit`` failures in a row the runner marks probes ``unavailable`` and launches
+no more: the request goes on unmonitored, under its ``max_tokens`` cut.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ProbeRunner:
         timeout: float,
         notify: Callable[[], None],
         log: Any = None,
+        failure_limit: int = 3,
     ) -> None:
         self.upstream = upstream
         self.request = request
@@ -57,13 +60,22 @@ class ProbeRunner:
         self.skipped = 0
         self.cancelled = 0
         self.usage = Usage()
+        self.failure_limit = max(1, failure_limit)
+        self.failures_in_a_row = 0
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def unavailable(self) -> bool:
+        """Probes failed ``failure_limit`` times in a row: probing is off."""
+        return self.failures_in_a_row >= self.failure_limit
+
     def launch(self, tokens: int, reasoning: str, hedged: bool) -> bool:
         """Start a probe from ``reasoning``; False (and counted) when at the bound."""
+        if self.unavailable:
+            return False
         if self.in_flight >= self.max_in_flight:
             self.skipped += 1
             return False
@@ -82,10 +94,14 @@ class ProbeRunner:
             )
         except Exception as exc:  # any probe failure is skippable by design; logged here
             self.failed += 1
+            self.failures_in_a_row += 1
             if self._log is not None:
                 self._log.warning("probe_failed", tokens=tokens, error=type(exc).__name__,
                                   detail=str(exc)[:200])
+                if self.failures_in_a_row == self.failure_limit:
+                    self._log.warning("probes_unavailable", failures=self.failures_in_a_row)
             return ProbeOutcome(seq, tokens, hedged, None)
+        self.failures_in_a_row = 0
         self.usage = self.usage + result.usage
         return ProbeOutcome(seq, tokens, hedged, result)
 

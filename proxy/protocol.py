@@ -42,7 +42,7 @@ class ChatCompletionRequest(BaseModel):
     logprobs: bool | None = None
     max_completion_tokens: int | None = Field(default=None, gt=0)
     max_tokens: int | None = Field(default=None, gt=0)
-    n: int | None = Field(default=None, ge=1, le=1, description="only n=1 is supported")
+    n: int | None = Field(default=None, ge=1, description="only n=1 is supported (else 400)")
     presence_penalty: float | None = None
     reasoning_effort: str | None = None
     seed: int | None = None

@@ -13,16 +13,20 @@ from typing import Any, TextIO
 import structlog
 
 from proxy.accounting import RunResult
+from proxy.redaction import Redactor
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
 
 
-def make_logger(level: str = "info", stream: TextIO | None = None) -> Any:
-    """A JSON-lines logger writing to ``stream`` (stderr by default)."""
+def make_logger(level: str = "info", stream: TextIO | None = None,
+                redactor: Redactor | None = None) -> Any:
+    """A JSON-lines logger writing to ``stream`` (stderr by default), secrets masked."""
+    masking: list[Any] = [redactor.processor] if redactor is not None else []
     return structlog.wrap_logger(
         structlog.PrintLogger(file=stream or sys.stderr),
         processors=[
+            *masking,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(sort_keys=True),

@@ -50,5 +50,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except (ConfigError, UpstreamConfigError) as exc:
         print(f"thinkstop serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # SIGTERM: stop accepting, let in-flight streams finish (up to the grace period), then
+    # close the upstreams in the app's lifespan shutdown.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=config.general_settings.graceful_shutdown_seconds)
     return 0

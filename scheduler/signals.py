@@ -113,9 +113,12 @@ def with_answer(
     """
     merged = dict(alternatives)
     key = normalize_answer(answer)
-    if key is not None and logprob is not None:
-        if all(normalize_answer(raw) != key for raw in merged):
-            merged[answer or key] = logprob
+    if (
+        key is not None
+        and logprob is not None
+        and all(normalize_answer(raw) != key for raw in merged)
+    ):
+        merged[answer or key] = logprob
     return merged
 
 

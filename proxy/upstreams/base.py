@@ -124,15 +124,31 @@ class Upstream(Protocol):
         ...
 
 
+FailureKind = Literal["status", "connect", "timeout", "protocol"]
+
+
 class UpstreamError(Exception):
     """An upstream call failed (connection, HTTP status, malformed reply).
 
     Adapters raise this, and only this, for upstream failures so that the proxy never has
     to match provider exception types or message text. ``status_code`` is the upstream's
-    HTTP status when there was one.
+    HTTP status when there was one; ``kind`` says what went wrong: ``status`` (an HTTP
+    error reply), ``connect`` (no connection: refused, DNS, reset before a reply),
+    ``timeout`` (no reply or no next chunk in time), ``protocol`` (a reply that is not
+    what the wire format promises: malformed SSE or JSON, an in-band error, a cut stream).
+    ``retry_after`` is the upstream's ``Retry-After`` in seconds, when it sent one.
     """
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, *,
+                 kind: FailureKind | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        self.kind: FailureKind = kind or ("status" if status_code is not None else "protocol")
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Safe and useful to try again (nothing reached the client yet is the caller's
+        part): no connection, or an overloaded or restarting upstream (502/503/504)."""
+        return self.kind == "connect" or self.status_code in (502, 503, 504)

@@ -6,20 +6,50 @@ httpx exception and the proxy never matches error text.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
 
-from proxy.upstreams.base import UpstreamError
+from proxy.upstreams.base import FailureKind, UpstreamError
 
 
-def make_client(timeout: float | None) -> httpx.AsyncClient:
-    """A pooled client; ``timeout`` bounds connect and each read (not the whole stream)."""
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
-                             limits=limits)
+class ClientPool:
+    """Several pooled clients used in turn, so that no one pool grows large.
+
+    httpcore's pool does work proportional to its connections (and, with requests
+    waiting, to connections times waiting requests) on every request and every response
+    close (encode/httpcore#1035). At 200 concurrent streams with probes, one pool of 256
+    made the pool bookkeeping cost several times the streaming itself; shards of a few
+    dozen connections keep each pass short. ``timeout`` bounds connect and each read
+    (not the whole stream).
+    """
+
+    def __init__(self, timeout: float | None, *, shards: int = 8,
+                 connections_per_shard: int = 128) -> None:
+        limits = httpx.Limits(max_connections=connections_per_shard,
+                              max_keepalive_connections=max(1, connections_per_shard // 2))
+        self._clients = [
+            httpx.AsyncClient(timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
+                              limits=limits)
+            for _ in range(max(1, shards))
+        ]
+        self._turn = itertools.count()
+
+    def pick(self) -> httpx.AsyncClient:
+        """The client for the next request."""
+        return self._clients[next(self._turn) % len(self._clients)]
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
+def make_client(timeout: float | None) -> ClientPool:
+    """The connection pool of one upstream."""
+    return ClientPool(timeout)
 
 
 def _message_of(body: bytes) -> str:
@@ -35,13 +65,32 @@ def _message_of(body: bytes) -> str:
     return body[:200].decode(errors="replace")
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from model servers, not worth parsing
+
+
 async def _check(response: httpx.Response) -> None:
     if response.status_code >= 400:
         body = await response.aread()
         raise UpstreamError(
             f"upstream returned HTTP {response.status_code}: {_message_of(body)}",
-            status_code=response.status_code,
+            status_code=response.status_code, retry_after=_retry_after(response),
         )
+
+
+def transport_failure(exc: httpx.HTTPError, what: str) -> UpstreamError:
+    """An httpx failure as an :class:`UpstreamError` of the right kind."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.PoolTimeout):
+        kind: FailureKind = "timeout"
+    elif isinstance(exc, httpx.ConnectError | httpx.PoolTimeout):
+        kind = "connect"
+    else:
+        kind = "protocol"  # reset or cut mid-reply: the reply broke, not the connection
+    return UpstreamError(f"upstream {what} failed: {type(exc).__name__}: {exc}", kind=kind)
 
 
 async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
@@ -52,7 +101,7 @@ async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any]
         await _check(response)
         payload = response.json()
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"upstream request failed: {type(exc).__name__}: {exc}") from exc
+        raise transport_failure(exc, "request") from exc
     except ValueError as exc:
         raise UpstreamError("upstream sent malformed JSON") from exc
     if not isinstance(payload, dict):
@@ -60,13 +109,23 @@ async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any]
     return payload
 
 
+def _finished(payload: dict[str, Any]) -> bool:
+    choices = payload.get("choices")
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") for c in choices
+    )
+
+
 async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
                      headers: Mapping[str, str]) -> AsyncGenerator[dict[str, Any], None]:
     """POST and yield each SSE ``data:`` payload as JSON, until ``[DONE]``.
 
-    Closing this generator (``aclose``) closes the HTTP response at once, so the server
-    sees the disconnect and stops generating.
+    A stream that ends with neither ``[DONE]`` nor a ``finish_reason`` was cut short and
+    raises, so a truncation is never passed on as a finished answer. Closing this
+    generator (``aclose``) closes the HTTP response at once, so the server sees the
+    disconnect and stops generating.
     """
+    finished = False
     try:
         async with client.stream("POST", url, json=body, headers=dict(headers)) as response:
             await _check(response)
@@ -80,8 +139,13 @@ async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any
                     payload = json.loads(data)
                 except ValueError as exc:
                     raise UpstreamError("upstream sent a malformed SSE chunk") from exc
-                if isinstance(payload, dict) and "error" in payload:
+                if not isinstance(payload, dict):
+                    raise UpstreamError("upstream sent an SSE chunk that is not an object")
+                if "error" in payload:
                     raise UpstreamError(f"upstream error mid-stream: {_message_of(data.encode())}")
+                finished = finished or _finished(payload)
                 yield payload
     except httpx.HTTPError as exc:
-        raise UpstreamError(f"upstream stream failed: {type(exc).__name__}: {exc}") from exc
+        raise transport_failure(exc, "stream") from exc
+    if not finished:
+        raise UpstreamError("upstream stream ended before it finished (no [DONE])")

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from proxy.tokens import TokenCounter
-from proxy.upstreams.base import Capabilities, UpstreamError
+from proxy.upstreams.base import Capabilities, FailureKind, UpstreamError
 from proxy.upstreams.chat_base import ChatUpstreamBase
 
 
@@ -27,10 +27,17 @@ def load_litellm() -> ModuleType:
 
 
 def _failure(exc: BaseException) -> UpstreamError:
+    import openai
+
     status = getattr(exc, "status_code", None)
+    kind: FailureKind | None = None
+    if isinstance(exc, openai.APITimeoutError):
+        kind = "timeout"
+    elif isinstance(exc, openai.APIConnectionError):
+        kind = "connect"
     return UpstreamError(
         f"upstream call failed: {type(exc).__name__}: {exc}",
-        status_code=status if isinstance(status, int) else None,
+        status_code=status if isinstance(status, int) else None, kind=kind,
     )
 
 

@@ -44,7 +44,8 @@ class OpenAIChatUpstream(ChatUpstreamBase):
         self._client = make_client(timeout)
 
     async def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        stream = stream_sse(self._client, self.url, {"model": self.model, **body}, self.headers)
+        stream = stream_sse(self._client.pick(), self.url, {"model": self.model, **body},
+                            self.headers)
         try:
             async for chunk in stream:
                 yield chunk
@@ -52,7 +53,7 @@ class OpenAIChatUpstream(ChatUpstreamBase):
             await stream.aclose()
 
     async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await post_json(self._client, self.url, {"model": self.model, **body},
+        return await post_json(self._client.pick(), self.url, {"model": self.model, **body},
                                self.headers)
 
     async def aclose(self) -> None:

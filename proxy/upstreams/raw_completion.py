@@ -95,7 +95,7 @@ class RawCompletionUpstream:
         }
         if self.capabilities.logprobs:
             body["logprobs"] = TOP_LOGPROBS
-        reply = await post_json(self._client, self.url, body, self.headers)
+        reply = await post_json(self._client.pick(), self.url, body, self.headers)
         choices = reply.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             raise UpstreamError("probe reply has no choices")
@@ -125,7 +125,7 @@ class RawCompletionUpstream:
         body = {**body, "model": self.model, "stream": True,
                 "stream_options": {"include_usage": True}}
         finish: str | None = None
-        chunks = stream_sse(self._client, self.url, body, self.headers)
+        chunks = stream_sse(self._client.pick(), self.url, body, self.headers)
         try:
             async for chunk in chunks:
                 for choice in chunk.get("choices") or ():

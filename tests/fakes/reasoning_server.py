@@ -59,6 +59,11 @@ class FakeStats:
     probes_cancelled: int = 0
     continuation_requests: int = 0
     closed: threading.Event = field(default_factory=threading.Event)
+    open_requests: int = 0  # HTTP requests being answered right now
+    main_failures: int = 0
+    closed_before_reply: int = 0  # main calls the client left while we were silent
+    continuation_failures: int = 0
+    continuations_closed_early: int = 0
 
     def of_kind(self, kind: str) -> list[RequestRecord]:
         return [r for r in self.requests if r.kind == kind]
@@ -147,6 +152,14 @@ class FakeReasoningServer:
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        stats = self.stats
+        stats.open_requests += 1
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            stats.open_requests -= 1
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
         while True:
             message = await receive()
@@ -157,11 +170,10 @@ class FakeReasoningServer:
         if scope["method"] == "GET" and path == "/v1/models":
             await _json(send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
             return
-        if self.api_key is not None:
-            headers = dict(scope["headers"])
-            if headers.get(b"authorization", b"").decode() != f"Bearer {self.api_key}":
-                await _error(send, 401, "bad api key")
-                return
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            await _error(send, 401, "bad api key")
+            return
         try:
             body = json.loads(b"".join(chunks) or b"{}")
         except json.JSONDecodeError:
@@ -170,10 +182,10 @@ class FakeReasoningServer:
         if path not in ("/v1/chat/completions", "/v1/completions"):
             await _error(send, 404, f"no route {path}")
             return
-        await self._dispatch(path, body, receive, send)
+        await self._dispatch(path, body, receive, send, auth)
 
     async def _dispatch(self, path: str, body: dict[str, Any], receive: Receive,
-                        send: Send) -> None:
+                        send: Send, auth: str = "") -> None:
         script = self.scripts.get(str(body.get("model")), self.script)
         haystack = _haystack(body)
         n = script.tokens_in(haystack)
@@ -187,21 +199,36 @@ class FakeReasoningServer:
         self.stats.requests.append(RequestRecord(kind, path, str(body.get("model")), n, body))
         chat = path.endswith("chat/completions")
         reply = _Reply(chat=chat, model=str(body.get("model")), send=send)
+        echo = f" (sent: {auth})" if script.echo_auth_on_error else ""
         if kind == "main":
-            if script.fail_main is not None:
-                await _error(send, script.fail_main, "scripted main failure")
+            if script.fail_main is not None and (
+                script.fail_main_times is None or self.stats.main_failures < script.fail_main_times
+            ):
+                self.stats.main_failures += 1
+                await _error(send, script.fail_main, "scripted main failure" + echo)
+                return
+            if script.main_delay and await _left_within(receive, script.main_delay):
+                self.stats.closed_before_reply += 1
                 return
             await self._main(script, body, haystack, reply, receive)
         elif kind == "probe":
             await self._probe(script, body, haystack, n, reply, receive)
         else:
             self.stats.continuation_requests += 1
+            if self.stats.continuation_failures < script.fail_continuations:
+                self.stats.continuation_failures += 1
+                await _error(send, 500, "scripted continuation failure" + echo)
+                return
             text = script.final_text_at(n)
             pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
             usage = _usage(_prompt_tokens(haystack), len(pieces), 0)
             if body.get("stream"):
                 await reply.start_stream()
                 for piece in pieces:
+                    if script.continuation_delay and await _left_within(
+                            receive, script.continuation_delay):
+                        self.stats.continuations_closed_early += 1
+                        return
                     await reply.chunk(content=piece)
                 await reply.finish("stop", usage if _wants_usage(body) else None)
             else:
@@ -232,6 +259,10 @@ class FakeReasoningServer:
             for i, token in enumerate(script.reasoning):
                 if script.drop_after is not None and i >= script.drop_after:
                     raise _Drop()
+                if script.stall_after is not None and i >= script.stall_after:
+                    await disconnected.wait()  # silent, connection open, until closed
+                if script.malformed_after is not None and i == script.malformed_after:
+                    await reply._event("{this is not json")
                 await pacer.tick()
                 if disconnected.is_set():
                     self.stats.streams_closed_early += 1
@@ -245,7 +276,9 @@ class FakeReasoningServer:
             elif script.reasoning_field == "think_tags" and not script.hide_reasoning:
                 await reply.chunk(content="\n</thi")
                 await reply.chunk(content="nk>\n\n")
-            for token in script.answer:
+            for j, token in enumerate(script.answer):
+                if script.drop_in_answer_after is not None and j >= script.drop_in_answer_after:
+                    raise _Drop()
                 await pacer.tick()
                 if disconnected.is_set():
                     self.stats.streams_closed_early += 1
@@ -321,6 +354,19 @@ class _Pacer:
             return
         wait = self.start + self.count * self.delay - time.perf_counter()
         await asyncio.sleep(max(0.0, wait))
+
+
+async def _left_within(receive: Receive, seconds: float) -> bool:
+    """Wait ``seconds``; True (at once) if the client disconnects meanwhile."""
+    disconnected = asyncio.Event()
+    listener = asyncio.ensure_future(_listen(receive, disconnected))
+    try:
+        await asyncio.wait_for(disconnected.wait(), seconds)
+    except TimeoutError:
+        return False
+    finally:
+        listener.cancel()
+    return True
 
 
 async def _listen(receive: Receive, event: asyncio.Event) -> None:

@@ -40,7 +40,9 @@ class Script:
     ``probe_logprob``: total log probability reported for a probe's answer (None: no
     logprobs even when asked). ``token_delay``: seconds per streamed token (paced by the
     clock). ``fail_main`` / ``fail_probes``: answer main calls / probes with this HTTP
-    status. ``drop_after``: cut the connection after that many main-stream tokens.
+    status. ``drop_after``: cut the connection after that many main-stream tokens. The
+    fields after it script further misbehaviour (hang, stall, malformed SSE, failing
+    continuations, secrets echoed in errors) for the hardening tests.
     """
 
     reasoning: list[str] = field(default_factory=lambda: words(200))
@@ -56,6 +58,15 @@ class Script:
     fail_main: int | None = None
     fail_probes: int | None = None
     drop_after: int | None = None
+    # Misbehaviour for the hardening tests (each off by default):
+    fail_main_times: int | None = None  # fail_main applies to the first N main calls only
+    main_delay: float = 0.0  # wait before answering a main call at all (no headers)
+    stall_after: int | None = None  # after N reasoning tokens send nothing, until closed
+    malformed_after: int | None = None  # after N reasoning tokens send a malformed SSE line
+    drop_in_answer_after: int | None = None  # cut the connection after N answer tokens
+    fail_continuations: int = 0  # answer the first N continuation calls with HTTP 500
+    continuation_delay: float = 0.0  # seconds per continuation token
+    echo_auth_on_error: bool = False  # error messages repeat the Authorization header
 
     def __post_init__(self) -> None:
         self.text = "".join(self.reasoning)

@@ -1,4 +1,5 @@
-"""A real Redis server for the tests that need one (Debian's redis-server package)."""
+"""A real Redis server for the tests that need one (Debian's redis-server package), the
+fake reasoning upstream, and a proxy with the hardening model list."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import FakeReasoningServer, Script
+from tests.hardening.proxies import UPSTREAM_KEY, LoopProbe, config, running
+from tests.proxy.conftest import Proxy
 
 
 def _free_port() -> int:
@@ -46,3 +51,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeReasoningServer]:
+    """One fake reasoning server for the hardening tests (needs the upstream key)."""
+    with FakeReasoningServer(api_key=UPSTREAM_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_upstream: FakeReasoningServer) -> FakeReasoningServer:
+    fake_upstream.reset(Script())
+    return fake_upstream
+
+
+@pytest.fixture(scope="module")
+def hardened(fake_upstream: FakeReasoningServer) -> Iterator[tuple[Proxy, LoopProbe]]:
+    """A proxy with the hardening model list (see ``proxies.models``)."""
+    with running(config(fake_upstream.base_url)) as pair:
+        yield pair

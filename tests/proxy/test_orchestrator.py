@@ -75,11 +75,19 @@ async def test_budget_cut_needs_no_probes() -> None:
     assert upstream.closed and not upstream.completed
 
 
-async def test_error_mid_stream_raises_and_closes() -> None:
+@pytest.mark.parametrize("continuation", ["reask", None])
+async def test_error_mid_stream_answers_or_raises_and_closes(continuation: str | None) -> None:
     upstream = MemoryUpstream(Script(reasoning=words(100), probe_delay=1.0), fail_mid_stream_at=25)
-    halting = await run(upstream)
-    with pytest.raises(UpstreamError):
-        await halting.collect()
+    halting = await run(upstream, continuation=continuation)
+    if continuation is None:  # nothing can answer from the reasoning: the error surfaces
+        with pytest.raises(UpstreamError):
+            await halting.collect()
+    else:  # a forced answer from the 25 tokens of reasoning so far
+        reasoning, answer = await halting.collect()
+        assert upstream.continuation_reasoning == reasoning
+        assert answer.strip() == "Final answer: 42."
+        assert halting.result.reason == "upstream_error"
+        assert halting.result.faults == ["main_stream_failed"]
     await halting.aclose()
     assert upstream.closed
     assert upstream.probes_in_flight == 0

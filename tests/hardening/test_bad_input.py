@@ -1,0 +1,174 @@
+"""Bad input gets a clear, OpenAI-shaped 4xx; a fuzzer finds no 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from proxy.app import create_app
+from proxy.config import parse_config
+from tests.fakes import FakeReasoningServer, Script, words
+from tests.fakes.memory_upstream import MemoryUpstream
+from tests.hardening.proxies import LoopProbe, config, running
+from tests.proxy.conftest import Proxy
+
+PROMPT = [{"role": "user", "content": "q"}]
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def small(fake_upstream: FakeReasoningServer) -> Iterator[tuple[Proxy, LoopProbe]]:
+    with running(config(fake_upstream.base_url, {"max_request_bytes": LIMIT})) as pair:
+        yield pair
+
+
+def assert_openai_error(reply: httpx.Response, status: int) -> dict[str, Any]:
+    assert reply.status_code == status, reply.text
+    error: dict[str, Any] = reply.json()["error"]
+    assert set(error) >= {"message", "type", "code", "param"}
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+@pytest.mark.parametrize(("body", "status", "param", "says"), [
+    ({"model": "chat"}, 422, "messages", "messages: Field required"),
+    ({"messages": PROMPT}, 422, "model", "model: Field required"),
+    ({"model": "chat", "messages": "hi"}, 422, "messages", "messages:"),
+    ({"model": "chat", "messages": [{"content": "x"}]}, 422, "messages.0.role", "role"),
+    ({"model": "chat", "messages": PROMPT, "temperature": 7}, 422, "temperature", "2"),
+    ({"model": "nope", "messages": PROMPT}, 404, "model", "served: chat, raw"),
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"policy": "magic"}}, 422,
+     "thinkstop.policy", "valid policies: "),
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"policy": "plateau:wndow=3"}}, 422,
+     "thinkstop.policy", "valid parameters: "),
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"polcy": "plateau"}}, 422,
+     "thinkstop.polcy", "valid thinkstop fields: policy, chunk_tokens"),
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"min_tokens": 9, "max_tokens": 3}},
+     422, "thinkstop", "min_tokens (9) must not exceed max_tokens (3)"),
+    ({"model": "chat", "messages": PROMPT, "n": 2}, 400, "n", "n=2 is not supported"),
+    ({"model": "chat", "messages": PROMPT, "tools": [{"type": "function"}]}, 400, "tools",
+     "tools is not supported"),
+])
+async def test_bad_requests_name_the_field(small: tuple[Proxy, LoopProbe],
+                                           fake: FakeReasoningServer, body: dict[str, Any],
+                                           status: int, param: str, says: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        reply = await http.post(f"{small[0].url}/chat/completions", json=body)
+    error = assert_openai_error(reply, status)
+    assert error["param"] == param and says in error["message"]
+    assert fake.stats.requests == []  # nothing reached the upstream
+
+
+async def test_invalid_json_and_oversize_bodies(small: tuple[Proxy, LoopProbe],
+                                                fake: FakeReasoningServer) -> None:
+    url = f"{small[0].url}/chat/completions"
+    big = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "x" * LIMIT}]})
+
+    async def chunked() -> Any:  # no Content-Length: the limit still holds
+        for i in range(0, len(big), 4096):
+            yield big[i:i + 4096].encode()
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        bad = await http.post(url, content=b'{"model": "chat", "messages": [',
+                              headers={"content-type": "application/json"})
+        assert assert_openai_error(bad, 400)["code"] == "invalid_json"
+        declared = await http.post(url, content=big.encode(),
+                                   headers={"content-type": "application/json"})
+        assert assert_openai_error(declared, 413)["code"] == "request_too_large"
+        streamed = await http.post(url, content=chunked(),
+                                   headers={"content-type": "application/json"})
+        assert assert_openai_error(streamed, 413)["code"] == "request_too_large"
+        fits = await http.post(url, json={"model": "chat", "messages": PROMPT,
+                                          "thinkstop": {"enabled": False}})
+        assert fits.status_code == 200
+    assert len(fake.stats.requests) == 1
+
+
+# -- fuzz ------------------------------------------------------------------------------
+LEAF = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
+        | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))
+VALUE = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "system", "assistant"])},
+    optional={"content": st.text(max_size=20), "name": st.text(max_size=5)})
+THINKSTOP = st.fixed_dictionaries({}, optional={
+    "policy": st.sampled_from(["plateau", "fixed:budget=5", "consistency:window=2",
+                               "plateau:window=0", "confidence", "nope", ""]),
+    "chunk_tokens": st.integers(-1, 8), "min_tokens": st.integers(-1, 12),
+    "max_tokens": st.integers(-1, 12), "max_probes": st.integers(-1, 3),
+    "enabled": st.booleans(), "stream_reasoning": st.booleans(),
+})
+# Mostly plausible requests, so that the fuzzer gets past validation and into the run...
+PLAUSIBLE = st.fixed_dictionaries(
+    {"model": st.sampled_from(["m", "m", "m", "other"]),
+     "messages": st.lists(MESSAGE, min_size=1, max_size=3)},
+    optional={
+        "stream": st.booleans(),
+        "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
+        "n": st.integers(0, 3), "temperature": st.floats(-1, 3),
+        "max_tokens": st.integers(-1, 10**20), "stop": st.text(max_size=3),
+        "tools": st.lists(st.fixed_dictionaries({"type": st.just("function")}), max_size=1),
+        "thinkstop": THINKSTOP, "user": st.text(max_size=5), "seed": st.integers(),
+    })
+FIELDS = ["model", "messages", "stream", "stream_options", "n", "temperature", "top_p",
+          "max_tokens", "stop", "thinkstop", "tools", "logit_bias", "extra"]
+# ...then up to two fields replaced by arbitrary JSON.
+BODY = st.builds(lambda base, junk: {**base, **junk}, PLAUSIBLE,
+                 st.dictionaries(st.sampled_from(FIELDS), VALUE, max_size=2))
+CONTENT_TYPES = st.sampled_from(["application/json", "text/plain", "", "application/x-www"])
+
+
+@pytest.fixture(scope="module")
+def fuzz_client() -> Iterator[tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]]:
+    cfg = parse_config({"model_list": [{"model_name": "m", "litellm_params": {"model": "x/m"},
+                                        "thinkstop": {"chunk_tokens": 4}}]}, environ={})
+    upstream = MemoryUpstream(Script(reasoning=words(12)))
+    app = create_app(cfg, {"m": upstream}, log_stream=open("/dev/null", "w"))  # noqa: SIM115
+    loop = asyncio.new_event_loop()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    yield loop, client
+    loop.run_until_complete(client.aclose())
+    loop.close()
+
+
+def check(reply: httpx.Response) -> None:
+    assert reply.status_code < 500, reply.text
+    if reply.status_code >= 400:
+        assert_openai_error(reply, reply.status_code)
+    elif reply.headers["content-type"].startswith("text/event-stream"):
+        events = [line for line in reply.text.splitlines() if line.startswith("data: ")]
+        assert events.count("data: [DONE]") == 1 and events[-1] == "data: [DONE]"
+    else:
+        assert "thinkstop" in reply.json()
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=BODY, content_type=CONTENT_TYPES)
+def test_fuzzed_bodies_never_get_a_5xx(
+    fuzz_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient],
+    body: dict[str, Any], content_type: str,
+) -> None:
+    loop, client = fuzz_client
+    data = json.dumps(body).encode()  # NaN and Infinity included, as Python writes them
+    reply = loop.run_until_complete(client.post(
+        "/v1/chat/completions", content=data, headers={"content-type": content_type}))
+    check(reply)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=st.binary(max_size=200))
+def test_fuzzed_bytes_never_get_a_5xx(
+    fuzz_client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient], raw: bytes
+) -> None:
+    loop, client = fuzz_client
+    reply = loop.run_until_complete(client.post(
+        "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}))
+    check(reply)
