@@ -142,8 +142,7 @@ class HaltingRun:
         Nothing has reached the client yet, so a failure that is safe to retry (no
         connection; 502/503/504) is retried up to ``options.retries`` times.
         """
-        text = "\n".join(str(m.get("content") or "") for m in self.request.messages)
-        self.result.main.prompt_estimate = self.upstream.count_tokens(text)
+        self.result.main.prompt_estimate = prompt_tokens(self.upstream, self.request)
         attempt = 0
         while True:
             self._stream = self.upstream.stream(self._main_request())
@@ -368,6 +367,19 @@ class HaltingRun:
         async for delta in self.events():
             (reasoning if delta.kind == "reasoning" else content).append(delta.text)
         return "".join(reasoning), "".join(content)
+
+
+def prompt_tokens(upstream: Upstream, request: ChatRequest) -> int:
+    """The main call's prompt size, used when a cut stream never reports its usage.
+
+    Upstreams that can render their real prompt (template and system turns included)
+    offer ``count_prompt_tokens``; otherwise the messages' text is counted.
+    """
+    exact = getattr(upstream, "count_prompt_tokens", None)
+    if callable(exact):
+        return int(exact(request))
+    text = "\n".join(str(m.get("content") or "") for m in request.messages)
+    return upstream.count_tokens(text)
 
 
 def _coalesce(deltas: list[Delta]) -> list[Delta]:

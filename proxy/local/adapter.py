@@ -121,6 +121,13 @@ class LocalUpstream:
         """Exact, by the model's own tokenizer."""
         return self.engine.count_tokens(text)
 
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """Exact tokens of the rendered prompt (template, thinking instruction, pre-fill).
+
+        The proxy uses it for a main stream it cuts, which never reports its own usage.
+        """
+        return len(self.engine.render(request.messages).tokens)
+
     def stream(self, request: ChatRequest) -> EventStream:
         """Reasoning, then answer, then finish and usage events (exact token counts)."""
         sampler = Sampler(self.sampling.with_params(request.params))

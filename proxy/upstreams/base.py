@@ -105,6 +105,9 @@ class Upstream(Protocol):
         """Tokens in ``text`` by the model's tokenizer, or a documented approximation."""
         ...
 
+    # Optional: ``count_prompt_tokens(request) -> int``, the exact prompt size as the
+    # model sees it; the proxy falls back to counting the messages' text without it.
+
     def stream(self, request: ChatRequest) -> EventStream:
         """Stream the model's reasoning, then its answer, then one usage event."""
         ...

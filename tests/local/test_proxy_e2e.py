@@ -18,7 +18,7 @@ SMOL = {"model": "local/smollm2-135m", "n_ctx": 2048, "n_threads": 2, "temperatu
 
 
 @pytest.fixture(scope="module")
-def proxy_url(smollm2_file: Path) -> Iterator[str]:
+def served(smollm2_file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     from proxy.app import create_app
     from proxy.config import parse_config
     from proxy.upstreams.factory import build_upstream
@@ -40,9 +40,14 @@ def proxy_url(smollm2_file: Path) -> Iterator[str]:
                  for e in config.model_list}
     server = ServerThread(create_app(config, upstreams), lifespan="on").start()
     try:
-        yield f"{server.url}/v1"
+        yield f"{server.url}/v1", upstreams
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy_url(served: tuple[str, dict[str, Any]]) -> str:
+    return served[0]
 
 
 @pytest.fixture
@@ -86,6 +91,22 @@ async def test_streamed_request_halts_on_a_probe_and_continues(client: Any) -> N
     assert usage is not None and usage.completion_tokens >= (
         decision["reasoning_tokens"] + decision["answer_tokens"]
     )
+
+
+async def test_cut_stream_counts_its_whole_rendered_prompt(
+    client: Any, served: tuple[str, dict[str, Any]]
+) -> None:
+    """A halted main stream reports no usage: its prompt is counted from the template."""
+    from proxy.upstreams.base import ChatRequest
+
+    _, _, decision, usage = await stream_chat(client, "smol-halt")
+    upstream = served[1]["smol-halt"]
+    rendered = upstream.count_prompt_tokens(
+        ChatRequest("local/smollm2-135m", [{"role": "user", "content": QUESTION}])
+    )
+    assert decision["halted"] is True
+    assert rendered > upstream.count_tokens(QUESTION) + 10  # template and system turn
+    assert usage.prompt_tokens >= rendered
 
 
 async def test_unhalted_request_passes_the_models_own_answer(client: Any) -> None:
