@@ -24,6 +24,7 @@ from proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
+from proxy.upstreams.chunk_events import chunk_events
 from proxy.upstreams.parsing import chat_logprobs, parse_usage
 
 MessageBuilder = Callable[[prompts.Messages, str], prompts.Messages]
@@ -133,21 +134,8 @@ class ChatUpstreamBase:
             "stream_options": {"include_usage": True},
         }
 
-    async def _events(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
+    def _events(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         splitter = ThinkSplitter()
-        finish: str | None = None
-        chunks = self._chunks(body)
-        try:
-            async for chunk in chunks:
-                for choice in chunk.get("choices") or ():
-                    for kind, text in split_delta(choice.get("delta") or {}, splitter):
-                        yield StreamEvent(kind=kind, text=text)
-                    finish = choice.get("finish_reason") or finish
-                usage = parse_usage(chunk.get("usage"))
-                if usage is not None:
-                    yield StreamEvent(kind="usage", usage=usage)
-            for kind, text in splitter.flush():
-                yield StreamEvent(kind=kind, text=text)
-            yield StreamEvent(kind="finish", finish_reason=finish or "stop")
-        finally:
-            await chunks.aclose()
+        return chunk_events(
+            self._chunks(body), splitter, lambda c: split_delta(c.get("delta") or {}, splitter)
+        )

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from proxy import prompts
-from proxy.reasoning import ThinkSplitter
+from proxy.reasoning import Piece, ThinkSplitter
 from proxy.tokens import TokenCounter, default_counter
 from proxy.upstreams.base import (
     Capabilities,
@@ -23,6 +23,7 @@ from proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
+from proxy.upstreams.chunk_events import chunk_events
 from proxy.upstreams.http_sse import make_client, post_json, stream_sse
 from proxy.upstreams.parsing import completion_logprobs, parse_usage
 from proxy.upstreams.templates import Template, resolve_template
@@ -120,28 +121,18 @@ class RawCompletionUpstream:
         body = {**self.defaults, **self._params(request), "prompt": prompt}
         return self._events(body, ThinkSplitter(in_think=False))
 
-    async def _events(self, body: dict[str, Any],
-                      splitter: ThinkSplitter) -> AsyncGenerator[StreamEvent, None]:
+    def _events(
+        self, body: dict[str, Any], splitter: ThinkSplitter
+    ) -> AsyncGenerator[StreamEvent, None]:
         body = {**body, "model": self.model, "stream": True,
                 "stream_options": {"include_usage": True}}
-        finish: str | None = None
         chunks = stream_sse(self._client.pick(), self.url, body, self.headers)
-        try:
-            async for chunk in chunks:
-                for choice in chunk.get("choices") or ():
-                    text = choice.get("text")
-                    if isinstance(text, str) and text:
-                        for kind, piece in splitter.feed(text):
-                            yield StreamEvent(kind=kind, text=piece)
-                    finish = choice.get("finish_reason") or finish
-                usage = parse_usage(chunk.get("usage"))
-                if usage is not None:
-                    yield StreamEvent(kind="usage", usage=usage)
-            for kind, piece in splitter.flush():
-                yield StreamEvent(kind=kind, text=piece)
-            yield StreamEvent(kind="finish", finish_reason=finish or "stop")
-        finally:
-            await chunks.aclose()
+
+        def pieces(choice: dict[str, Any]) -> list[Piece]:
+            text = choice.get("text")
+            return splitter.feed(text) if isinstance(text, str) and text else []
+
+        return chunk_events(chunks, splitter, pieces)
 
     async def aclose(self) -> None:
         await self._client.aclose()
