@@ -58,9 +58,10 @@ def _policy_table(policies: list[dict[str, Any]]) -> list[str]:
             return "-"
         if s.get("reference") is None:
             return str(s.get("note", "-"))
-        return (
-            f"{s['saved_tokens']:+.0f} tokens ({_fmt(s.get('saved_pct'), 1)}%) vs {s['reference']}"
-        )
+        pct = s.get("saved_pct")
+        # A budget-0 reference has no percentage: the tokens alone say it.
+        share = f" ({_fmt(pct, 1)}%)" if pct is not None else ""
+        return f"{s['saved_tokens']:+.0f} tokens{share} vs budget {s['reference']}"
 
     for p in policies:
         lines.append(
