@@ -17,6 +17,9 @@ _STYLE = {
 }
 
 
+_RATES = {"accuracy", "behavior_rate"}
+
+
 def plot_task(task: str, data: dict[str, Any], path: Path) -> Path:
     import matplotlib
 
@@ -52,6 +55,9 @@ def plot_task(task: str, data: dict[str, Any], path: Path) -> Path:
                 capsize=3,
                 label=f"{p['setting']} (reasoning + probes)",
             )
+        if data["metric"] in _RATES:
+            # Normal-approximation intervals of a rate can pass 0 or 1; the rate cannot.
+            ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("mean reasoning tokens")
         ax.set_ylabel(
             {
