@@ -25,7 +25,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,11 +33,6 @@ from typing import Any
 ANSWER = "The answer is 42."
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _serve_fake(port: int, tokens: int, delay: float) -> None:
@@ -185,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-growth-mb", type=float, default=15.0)
     args = parser.parse_args(argv)
 
-    from tests.fakes import words
+    from tests.fakes import free_port, words
 
     reasoning = "".join(words(args.tokens))
     ctx = multiprocessing.get_context("spawn")
-    fake_port, proxy_port = _free_port(), _free_port()
+    fake_port, proxy_port = free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}/v1"
     fake = ctx.Process(target=_serve_fake, args=(fake_port, args.tokens, args.token_delay),
                        daemon=True)

@@ -23,7 +23,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import sys
 import time
@@ -33,11 +32,6 @@ from typing import Any
 MODELS = ("direct", "proxy", "proxy+probes")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _serve_fake(port: int, tokens: int, delay: float) -> None:
@@ -178,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-tokens", type=int, default=64, help="probe interval")
     parser.add_argument("--json", action="store_true", help="print raw samples as JSON too")
     args = parser.parse_args(argv)
+    from tests.fakes import free_port
+
     ctx = multiprocessing.get_context("spawn")
-    fake_port, proxy_port = _free_port(), _free_port()
+    fake_port, proxy_port = free_port(), free_port()
     fake_url = f"http://127.0.0.1:{fake_port}/v1"
     proxy_url = f"http://127.0.0.1:{proxy_port}/v1"
     children = [

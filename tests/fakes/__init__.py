@@ -7,7 +7,7 @@ answers. Reusable by any test suite (and by ``benchmarks.proxy_latency``).
 
 from tests.fakes.reasoning_server import PROBE_LIMIT, FakeReasoningServer, FakeStats, RequestRecord
 from tests.fakes.script import VOCABULARY, Script, words
-from tests.fakes.server_thread import ServerThread
+from tests.fakes.server_thread import ServerThread, free_port
 
 __all__ = [
     "PROBE_LIMIT",
@@ -17,5 +17,6 @@ __all__ = [
     "RequestRecord",
     "Script",
     "ServerThread",
+    "free_port",
     "words",
 ]

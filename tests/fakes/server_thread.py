@@ -6,6 +6,7 @@ servers can all talk to it over real sockets.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from types import TracebackType
@@ -70,3 +71,11 @@ class ServerThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def free_port() -> int:
+    """A loopback port free right now (nothing listens on it until someone binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

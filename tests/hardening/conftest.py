@@ -12,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import FakeReasoningServer, Script
+from tests.fakes import FakeReasoningServer, Script, free_port
 from tests.hardening.proxies import UPSTREAM_KEY, LoopProbe, config, running
 from tests.proxy.conftest import Proxy
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +22,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     workdir: Path = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",

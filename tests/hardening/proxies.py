@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +11,7 @@ from proxy.app import create_app
 from proxy.budgets import CounterStore
 from proxy.config import ProxyConfig, parse_config
 from proxy.upstreams.factory import build_upstream
-from tests.fakes import ServerThread
+from tests.fakes import ServerThread, free_port
 from tests.proxy.conftest import LockedBuffer, Proxy
 
 UPSTREAM_KEY = "sk-upstream-hardening-5c1f2a"
@@ -22,10 +21,7 @@ FAST = {"chunk_tokens": 32, "probe_timeout": 0.3}
 
 def closed_port() -> int:
     """A loopback port with nothing listening (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 def models(base: str, **extra: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,8 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.fakes import FakeReasoningServer, Script, words
-from tests.hardening.conftest import _free_port
+from tests.fakes import FakeReasoningServer, Script, free_port, words
 from tests.hardening.proxies import ENV, UPSTREAM_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +33,7 @@ def served(tmp_path: Path, fake_upstream: FakeReasoningServer) -> Iterator[tuple
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **ENV, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "proxy.cli", "serve", "--config", str(path), "--port", str(port)],
