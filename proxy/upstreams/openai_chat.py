@@ -43,14 +43,10 @@ class OpenAIChatUpstream(ChatUpstreamBase):
             self.headers["Authorization"] = f"Bearer {api_key}"
         self._client = make_client(timeout)
 
-    async def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        stream = stream_sse(self._client.pick(), self.url, {"model": self.model, **body},
-                            self.headers)
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            await stream.aclose()
+    def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        # The SSE generator closes its own connection; the caller closes the generator.
+        return stream_sse(self._client.pick(), self.url, {"model": self.model, **body},
+                          self.headers)
 
     async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
         return await post_json(self._client.pick(), self.url, {"model": self.model, **body},
