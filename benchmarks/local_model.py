@@ -3,7 +3,7 @@
 Run::
 
     python -m benchmarks.local_model                    # the default 1.5B model
-    python -m benchmarks.local_model --model local/smollm2-135m --max-tokens 128  # quick
+    python -m benchmarks.local_model --model local/gemma3-270m --max-tokens 128  # quick
 
 Reports (medians where repeated; the machine may be shared, so compare figures from one
 run only):
@@ -29,6 +29,8 @@ import time
 from typing import Any
 
 from proxy.local.adapter import DEFAULT_MODEL, LocalUpstream
+from proxy.local.engine import GREEDY, Token
+from proxy.local.think import PROBE_SUFFIX, close_text
 from proxy.upstreams.base import ChatRequest, StreamEvent
 
 QUESTIONS = [
@@ -53,14 +55,15 @@ async def _drain(stream: Any) -> list[StreamEvent]:
     return [event async for event in stream]
 
 
+def _keep(_tokens: list[Token], _text: str) -> bool:
+    return False
+
+
 async def measure_speed(up: LocalUpstream, tokens: int) -> dict[str, float]:
     engine = up.engine
     prompt = list(engine.render([{"role": "user", "content": SPEED_PROMPT * 4}]).tokens)
-    engine.forget()
-    start = time.perf_counter()
-    await asyncio.to_thread(engine.evaluate, prompt)
-    prompt_s = time.perf_counter() - start
-    engine.forget()
+    done = await asyncio.to_thread(engine.generate, prompt, max_tokens=1, sampling=GREEDY,
+                                   on_tokens=_keep, cache=False)
     stamps: list[float] = []
     async for event in up.stream(_request(SPEED_PROMPT, max_tokens=tokens, temperature=0)):
         if event.kind in ("reasoning", "content"):
@@ -69,34 +72,37 @@ async def measure_speed(up: LocalUpstream, tokens: int) -> dict[str, float]:
     decode_s = stamps[-1] - stamps[0] if generated > 1 else float("nan")
     return {
         "prompt_tokens": len(prompt),
-        "prompt_tokens_per_s": len(prompt) / prompt_s,
+        "prompt_tokens_per_s": float(done.timings.get("prompt_per_second", float("nan"))),
         "generated_tokens": generated,
         "generation_tokens_per_s": (generated - 1) / decode_s,
     }
 
 
 async def measure_probe(up: LocalUpstream, reasoning_tokens: int, repeats: int) -> dict[str, Any]:
-    """Probe cost after ``reasoning_tokens`` of real reasoning, with and without reuse."""
+    """Probe cost after ``reasoning_tokens`` of real reasoning, with the main stream's
+    cache reused (as the proxy runs it) and with every token evaluated again."""
     engine = up.engine
     request = _request(QUESTIONS[0], temperature=0)
     events = await _drain(up.stream(_request(QUESTIONS[0], max_tokens=reasoning_tokens,
                                              temperature=0)))
     reasoning = "".join(e.text for e in events if e.kind == "reasoning")
-    main_state = engine.held  # what the context holds when the main stream pauses
+    context = up._context(request, reasoning)  # what the cache holds when the stream pauses
+    suffix = engine.tokenize(close_text(reasoning, PROBE_SUFFIX), special=True)
     rows: dict[str, list[tuple[float, int, str]]] = {"reuse": [], "no_reuse": []}
     for _ in range(repeats):
-        for mode in rows:
-            if mode == "reuse":
-                await asyncio.to_thread(engine.evaluate, main_state)
-            else:
-                engine.forget()
-            before = engine.stats.evaluated
-            start = time.perf_counter()
-            result = await up.probe(request, reasoning, 16)
-            rows[mode].append(
-                (time.perf_counter() - start, engine.stats.evaluated - before, result.text)
-            )
-    out: dict[str, Any] = {"context_tokens": len(main_state), "probe_answer": rows["reuse"][0][2]}
+        await asyncio.to_thread(engine.generate, context, max_tokens=1, sampling=GREEDY,
+                                on_tokens=_keep)
+        before = engine.stats.evaluated
+        start = time.perf_counter()
+        result = await up.probe(request, reasoning, 16)
+        rows["reuse"].append(
+            (time.perf_counter() - start, engine.stats.evaluated - before, result.text))
+        start = time.perf_counter()
+        done = await asyncio.to_thread(
+            engine.generate, [*context, *suffix], max_tokens=result.usage.completion_tokens,
+            sampling=GREEDY, on_tokens=_keep, cache=False, top_n=up.probe_top_k + 1)
+        rows["no_reuse"].append((time.perf_counter() - start, done.evaluated, result.text))
+    out: dict[str, Any] = {"context_tokens": len(context), "probe_answer": rows["reuse"][0][2]}
     for mode, values in rows.items():
         out[f"{mode}_ms"] = 1000 * statistics.median(v[0] for v in values)
         out[f"{mode}_evaluated_tokens"] = int(statistics.median(v[1] for v in values))

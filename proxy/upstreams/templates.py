@@ -49,8 +49,26 @@ def llama3(messages: Messages) -> str:
     return "".join(parts)
 
 
+def gemma(messages: Messages) -> str:
+    """Gemma: ``<start_of_turn>user|model`` turns; a system message opens the first user
+    turn (Gemma has no system role)."""
+    system = "\n\n".join(_text(m) for m in messages if m.get("role") in ("system", "developer"))
+    parts: list[str] = []
+    for m in messages:
+        role = m.get("role", "user")
+        if role in ("system", "developer"):
+            continue
+        text = _text(m).strip()
+        if system and not parts:
+            text = f"{system}\n\n{text}"
+        parts.append(f"<start_of_turn>{'model' if role == 'assistant' else role}\n"
+                     f"{text}<end_of_turn>\n")
+    return "".join(parts) + "<start_of_turn>model\n"
+
+
 BUILTIN: Final[dict[str, Template]] = {
     "chatml": chatml,
+    "gemma": gemma,
     "qwen": chatml,
     "deepseek-r1": deepseek_r1,
     "llama3": llama3,

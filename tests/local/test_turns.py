@@ -1,13 +1,23 @@
 """Turn logic over a fake engine: event split, exact token counts, forced close of an
-unclosed ``<think>``, stopping, and transcript reuse for probes."""
+unclosed ``<think>``, the banned end token at the start of an answer, pre-emption by a
+probe, transcript reuse, and the probe's answer and log probabilities."""
 
 from __future__ import annotations
 
-from proxy.local.engine import Prompt
-from proxy.local.turns import Transcript, answer_events, chat_events
+import math
+import threading
+
+from proxy.local.engine import GREEDY, Prompt
+from proxy.local.turns import (
+    Preemption,
+    Transcript,
+    answer_turn,
+    chat_turn,
+    run_probe,
+)
 from proxy.upstreams.base import StreamEvent
 
-from .fakes import FakeEngine, as_engine, script
+from .fakes import EOG, FakeEngine, as_engine, candidates
 
 PROMPT = Prompt(text="P", tokens=(1, 2, 3), opened=True)
 
@@ -16,14 +26,13 @@ def never() -> bool:
     return False
 
 
-def run(text: str, prompt: Prompt = PROMPT, max_tokens: int = 1000) -> tuple[
-    list[StreamEvent], Transcript, FakeEngine
-]:
-    fake = FakeEngine()
+def run(script: str, prompt: Prompt = PROMPT, max_tokens: int = 1000,
+        preempt: Preemption | None = None) -> tuple[list[StreamEvent], Transcript, FakeEngine]:
+    fake = FakeEngine(script)
     transcript = Transcript(prompt)
-    events = list(
-        chat_events(as_engine(fake), prompt, transcript, script(text), max_tokens, never)
-    )
+    events: list[StreamEvent] = []
+    chat_turn(as_engine(fake), prompt, transcript, max_tokens=max_tokens, sampling=GREEDY,
+              should_stop=never, preempt=preempt or Preemption(), emit=events.append)
     return events, transcript, fake
 
 
@@ -32,7 +41,7 @@ def joined(events: list[StreamEvent], kind: str) -> str:
 
 
 def test_stream_splits_reasoning_and_answer_with_exact_counts() -> None:
-    events, _, _ = run("one\ntwo</think>\n\nIt is 2.\0")
+    events, _, fake = run("one\ntwo</think>\n\nIt is 2.\0")
     assert joined(events, "reasoning") == "one\ntwo"
     assert joined(events, "content") == "It is 2."
     finish, usage = events[-2], events[-1]
@@ -41,40 +50,74 @@ def test_stream_splits_reasoning_and_answer_with_exact_counts() -> None:
     generated = len("one\ntwo</think>\n\nIt is 2.")
     assert usage.usage.completion_tokens == generated
     assert usage.usage.reasoning_tokens == len("one\ntwo</think>")
-    assert usage.usage.prompt_tokens == len(PROMPT.tokens)
+    # the whole prompt once, then whatever later calls had to run again: every token the
+    # model processed is counted
+    assert usage.usage.prompt_tokens == fake.stats.evaluated
+    assert fake.stats.evaluated - len(PROMPT.tokens) == len(fake.calls) - 1
     assert sum(e.tokens or 0 for e in events if e.kind in ("reasoning", "content")) == generated
     kinds = [e.kind for e in events]
     assert kinds.index("content") > max(i for i, k in enumerate(kinds) if k == "reasoning")
 
 
 def test_a_turn_ended_inside_think_is_closed_and_answered() -> None:
-    events, transcript, _ = run("no end tag\0 42\0")
+    events, transcript, fake = run("no end tag\0 42\0")
     assert joined(events, "reasoning") == "no end tag"
     assert joined(events, "content") == "42"
     usage = events[-1].usage
     assert usage is not None
+    assert usage.prompt_tokens == fake.stats.evaluated
     forced = len("\n</think>\n\n")
-    assert usage.prompt_tokens == len(PROMPT.tokens) + forced
+    assert usage.prompt_tokens >= len(PROMPT.tokens) + forced
     assert usage.completion_tokens == len("no end tag") + len(" 42")
     assert transcript.text == "no end tag\n</think>\n\n 42"
 
 
+def test_the_first_answer_token_may_not_end_the_turn() -> None:
+    events, _, fake = run("hm</think>\0\0A\0")
+    assert joined(events, "content") == "A"
+    banned = [c for c in fake.calls if c.ban]
+    assert len(banned) == 1 and banned[0].ban == (EOG,) and banned[0].max_tokens == 1
+
+
 def test_max_tokens_ends_with_length() -> None:
-    events, _, fake = run("abcdefghij", max_tokens=4)
+    events, _, _ = run("abcdefghij", max_tokens=4)
     assert joined(events, "reasoning") == "abcd"
     assert events[-2].finish_reason == "length"
-    # the prompt once, then one token per step; the last sampled token is never evaluated
-    assert fake.stats.evaluated == len(PROMPT.tokens) + 3
+    assert events[-1].usage is not None and events[-1].usage.completion_tokens == 4
 
 
 def test_should_stop_ends_the_stream_silently() -> None:
-    fake = FakeEngine()
-    calls = iter([False, False, True])
-    events = chat_events(
-        as_engine(fake), PROMPT, Transcript(PROMPT), script("abcdef"), 100,
-        lambda: next(calls),
-    )
-    assert [e.text for e in events] == ["a", "b"]
+    fake = FakeEngine("abcdef")
+    checks = iter([False, False, False, True])
+    events: list[StreamEvent] = []
+    chat_turn(as_engine(fake), PROMPT, Transcript(PROMPT), max_tokens=100, sampling=GREEDY,
+              should_stop=lambda: next(checks, True), preempt=Preemption(), emit=events.append)
+    assert [e.kind for e in events] == ["reasoning", "reasoning"]
+    assert joined(events, "reasoning") == "ab"
+
+
+def test_a_waiting_probe_pauses_the_stream_which_resumes_where_it_stopped() -> None:
+    preempt = Preemption()
+    entered = threading.Event()
+    seen: list[StreamEvent] = []
+
+    def emit(event: StreamEvent) -> None:
+        seen.append(event)
+        if event.kind == "reasoning" and len(seen) == 3 and not entered.is_set():
+            entered.set()
+            hold = preempt.probing()
+            hold.__enter__()  # a probe is now waiting; it is done 50 ms later
+            threading.Timer(0.05, hold.__exit__, (None, None, None)).start()
+
+    fake = FakeEngine("abcdef</think>ok\0")
+    chat_turn(as_engine(fake), PROMPT, Transcript(PROMPT), max_tokens=100, sampling=GREEDY,
+              should_stop=never, preempt=preempt, emit=emit)
+    assert joined(seen, "reasoning") == "abcdef" and joined(seen, "content") == "ok"
+    first, second = fake.calls[0], fake.calls[1]
+    assert first.result is not None and first.result.finish == "stopped"
+    # resumed from the tokens generated so far, re-running only the last one
+    assert second.tokens == [1, 2, 3, *map(ord, "abc")]
+    assert second.result is not None and second.result.evaluated == 1
 
 
 def test_native_open_tag_is_not_reasoning_and_transcript_knows_it() -> None:
@@ -108,17 +151,42 @@ def test_transcript_never_splits_a_character_across_tokens() -> None:
 
 
 def test_continuation_counts_only_evaluated_prompt_tokens() -> None:
-    fake = FakeEngine()
+    fake = FakeEngine("\n2\0")
     context = [1, 2, 3, *[ord(c) for c in "so 2"]]
-    fake.evaluate(context)  # the main stream left this in the cache
-    before = fake.stats.evaluated
-    events = list(
-        answer_events(as_engine(fake), context, "so 2", script("\n2\0"), 50, never)
-    )
+    fake.held = list(context)  # the main stream left this in the cache
+    events: list[StreamEvent] = []
+    answer_turn(as_engine(fake), context, "so 2", max_tokens=50, sampling=GREEDY,
+                should_stop=never, preempt=Preemption(), emit=events.append)
     assert joined(events, "content") == "2"
     usage = events[-1].usage
     assert usage is not None
-    assert usage.prompt_tokens == len("\n</think>\n\n")
+    # the closing tag (in the first, banned call), then one token to resume: the prompt
+    # and the reasoning came from the cache
+    assert usage.prompt_tokens == len("\n</think>\n\n") + 1
     assert usage.completion_tokens == 2
-    # the closing tag, then each answer token to sample the next (the end token is not run)
-    assert fake.stats.evaluated - before == len("\n</think>\n\n") + 2
+
+
+def test_probe_sums_every_answer_token_renormalised_without_the_end_token() -> None:
+    top = candidates(**{"end": math.log(0.2), "3": -2.0})
+    fake = FakeEngine(" 2\nmore", logprob=-0.5, top=top)
+    result = run_probe(as_engine(fake), [1, 2, 3], "so 2", max_tokens=8, top_k=5)
+    assert result.text == "2"
+    shift = -math.log(0.8)  # ending was banned at the blank and the first answer token
+    assert result.logprob is not None
+    assert math.isclose(result.logprob, 2 * (-0.5 + shift))
+    assert result.alternatives is not None
+    assert math.isclose(result.alternatives["3"], (-0.5 + shift) + (-2.0 + shift))
+    # phase 1 banned the end token until the answer began, phase 2 ran free
+    assert [c.ban for c in fake.calls] == [(EOG,), ()]
+    assert result.usage.completion_tokens == 3  # " ", "2", and the newline that ended it
+    assert result.usage.prompt_tokens == sum(c.result.evaluated for c in fake.calls
+                                             if c.result is not None)
+
+
+def test_probe_stops_at_the_end_of_the_turn_and_at_its_token_limit() -> None:
+    ended = run_probe(as_engine(FakeEngine(" 7\0junk")), [1], "r", max_tokens=8)
+    assert ended.text == "7" and ended.usage.completion_tokens == 2
+    cut = run_probe(as_engine(FakeEngine(" 12345")), [1], "r", max_tokens=3)
+    assert cut.text == "12" and cut.usage.completion_tokens == 3
+    blank = run_probe(as_engine(FakeEngine("\0\0   ")), [1], "r", max_tokens=3)
+    assert blank.text == "" and blank.logprob is None

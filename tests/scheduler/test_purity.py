@@ -7,7 +7,7 @@ import pytest
 
 SCHEDULER = Path(__file__).resolve().parents[2] / "scheduler"
 FORBIDDEN = {"asyncio", "httpx", "aiohttp", "requests", "fastapi", "starlette", "uvicorn",
-             "litellm", "openai", "llama_cpp", "socket", "urllib", "redis", "proxy",
+             "litellm", "openai", "llama_cpp", "xllamacpp", "socket", "urllib", "redis", "proxy",
              "benchmarks", "structlog", "threading", "subprocess"}
 
 
