@@ -6,7 +6,9 @@ tokens are the ones counted as they arrived (see :mod:`proxy.tokens`).
 
 - ``reasoning_tokens``: the main stream's reasoning that was used (streamed, and given to
   the continuation); ``reasoning_tokens_discarded``: reasoning the upstream generated
-  after the halt point (already in flight), paid for but not used.
+  after the halt point (already in flight), paid for but not used, including
+  ``cut_snapped_tokens``: a partial word at the halt point, dropped so that the reasoning
+  the continuation reads ends at a whole word.
 - ``probe_tokens``: tokens the probes generated; their prompts count in ``prompt_tokens``.
 - ``answer_tokens``: the answer (the model's own after natural thinking, or the
   continuation's).
@@ -66,6 +68,7 @@ class RunResult:
     max_tokens: int | None = None
     signals: dict[str, object] | None = None
     budget_cap: int | None = None  # the per-request reasoning cap from a budget, if any
+    cut_snapped_tokens: int = 0  # a partial word dropped at the halt (in discarded too)
     probes_unavailable: bool = False
     retries: int = 0  # main-stream opens retried before the first byte
     faults: list[str] = field(default_factory=list)
@@ -129,6 +132,7 @@ class RunResult:
             "policy": self.policy,
             "reasoning_tokens": self.reasoning_tokens,
             "reasoning_tokens_discarded": self.main.discarded,
+            "cut_snapped_tokens": self.cut_snapped_tokens,
             "probe_tokens": self.probe_tokens,
             "probes": self.probes,
             "answer_tokens": self.answer_tokens,

@@ -127,7 +127,7 @@ class ChatService:
                 chunk_tokens=options.chunk_tokens or 64,
                 probe_tokens=options.probe_tokens or 16,
                 probe_concurrency=options.probe_concurrency or 2,
-                probe_timeout=options.probe_timeout or 10.0,
+                probe_timeout=options.probe_timeout,
                 continuation=route.continuation,
                 enabled=options.enabled is not False,
                 hidden_reasoning=bool(options.hidden_reasoning),

@@ -63,7 +63,9 @@ class ThinkstopOptions(BaseModel):
     max_probes: int | None = Field(default=None, ge=0)
     probe_tokens: int | None = Field(default=None, gt=0, le=64, description="max tokens per probe")
     probe_concurrency: int | None = Field(default=None, gt=0, le=16, description="probes in flight")
-    probe_timeout: float | None = Field(default=None, gt=0, description="seconds per probe")
+    probe_timeout: float | None = Field(
+        default=None, gt=0,
+        description="seconds per probe (default: 10, or the embedded engine's own estimate)")
     continuation: ContinuationChoice | None = None
     hidden_reasoning: bool | None = Field(default=None, description="force budget-only mode")
     enabled: bool | None = Field(default=None, description="false: pass the upstream through")
@@ -112,7 +114,7 @@ DEFAULTS = ThinkstopOptions(
     max_tokens=16384,
     probe_tokens=16,
     probe_concurrency=2,
-    probe_timeout=10.0,
+    probe_timeout=None,  # the upstream's own estimate (in-process models), else 10 s
     continuation="auto",
     enabled=True,
     stream_reasoning=True,

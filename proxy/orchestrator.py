@@ -58,7 +58,7 @@ class RunOptions:
     chunk_tokens: int = 64
     probe_tokens: int = 16
     probe_concurrency: int = 2
-    probe_timeout: float = 10.0
+    probe_timeout: float | None = None  # None: the upstream's estimate, else 10 s
     continuation: Continuation | None = "reask"
     enabled: bool = True
     hidden_reasoning: bool = False
@@ -117,7 +117,9 @@ class HaltingRun:
         self._continuation: AsyncGenerator[StreamEvent, None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._first: StreamEvent | None = None
-        self._reasoning: list[str] = []
+        self._reasoning: list[str] = []  # released: streamed, probed, continued from
+        self._tail = ""  # reasoning after its last word boundary, held back (see _release)
+        self._after_halt = ""  # the first reasoning text that arrived after the halt
         self._chunk_text: list[str] = []
         self._next_boundary = options.chunk_tokens
         self._thinking_done = False
@@ -217,6 +219,8 @@ class HaltingRun:
                     failure = item  # the pump stops after an error: nothing follows it
                 elif isinstance(item, StreamEvent):
                     self._handle(item, out)
+            if ended and self._halt_reason is None:
+                self._release("", out, final=True)  # the model ended its thinking itself
             for delta in _coalesce(out):
                 yield delta  # what arrived before a failure still reaches the client
             if failure is not None:
@@ -259,15 +263,15 @@ class HaltingRun:
                 # Generated after the halt (queued behind it): spent, so counted, but
                 # neither streamed nor given to the continuation, so max_tokens holds.
                 main.discarded += tokens
+                self._after_halt = self._after_halt or event.text
                 return
             main.reasoning += tokens
-            self._reasoning.append(event.text)
-            self._chunk_text.append(event.text)
-            out.append(Delta("reasoning", event.text))
+            self._release(event.text, out)
             self._at_boundary()
         elif event.kind == "content":
             if self._halt_reason is not None:
                 return  # the model's own answer raced the halt; the continuation wins
+            self._release("", out, final=True)
             self._thinking_done = True
             main.content += event.tokens if event.tokens is not None else (
                 self.upstream.count_tokens(event.text))
@@ -276,6 +280,46 @@ class HaltingRun:
             main.exact = event.usage
         elif event.kind == "finish" and event.finish_reason:
             self.result.finish_reason = event.finish_reason
+
+    def _release(self, text: str, out: list[Delta], *, final: bool = False) -> None:
+        """Stream reasoning up to its last word boundary and hold back the rest.
+
+        A halt then never splits a number or a word ("Total sheep = 1" of "17"): what the
+        client saw, what the probes read and what the continuation continues from all end
+        at whole words. The held tail is released when the next whitespace arrives, when
+        the reasoning ends by itself, or once it is longer than any word (``_MAX_WORD``).
+        """
+        tail = self._tail + text
+        cut = len(tail) if final or len(tail) > _MAX_WORD else _word_end(tail)
+        ready, self._tail = tail[:cut], tail[cut:]
+        if ready:
+            self._reasoning.append(ready)
+            self._chunk_text.append(ready)
+            out.append(Delta("reasoning", ready))
+
+    def _snap(self) -> str:
+        """At a halt: drop the held partial word, unless what the upstream had already
+        sent after it (now discarded) shows that the word was complete; returns the
+        reasoning still to stream (the kept word, or nothing)."""
+        kept = ""
+        if not self._tail:
+            return kept
+        following = self._after_halt
+        # Whitespace next, or closing punctuation last, shows the word was complete
+        # (a point or comma after a digit may still be inside a number: "1." of "1.5").
+        closed = self._tail[-1] in _WORD_CLOSERS and not (
+            self._tail[-1] in ".," and self._tail[-2:-1].isdigit())
+        if following[:1].isspace() or closed:
+            kept = self._tail  # the word ended there: keep it
+            self._reasoning.append(kept)
+        else:
+            dropped = self.upstream.count_tokens(self._tail)
+            dropped = min(dropped, self.result.main.reasoning)
+            self.result.main.reasoning -= dropped
+            self.result.main.discarded += dropped
+            self.result.cut_snapped_tokens = dropped
+        self._tail = ""
+        return kept
 
     def _at_boundary(self) -> None:
         tokens = self.result.main.reasoning
@@ -330,6 +374,9 @@ class HaltingRun:
             item = self._queue.get_nowait()
             if isinstance(item, StreamEvent) and item.kind == "reasoning":
                 self._handle(item, [])
+        kept = self._snap()
+        if kept:
+            yield Delta("reasoning", kept)
         strategy = self.options.continuation
         self.result.strategy = strategy
         if strategy is None:
@@ -380,6 +427,22 @@ def prompt_tokens(upstream: Upstream, request: ChatRequest) -> int:
         return int(exact(request))
     text = "\n".join(str(m.get("content") or "") for m in request.messages)
     return upstream.count_tokens(text)
+
+
+_WORD_CLOSERS = frozenset(".,;:!?)]}\"'")
+_MAX_WORD = 48  # characters: a tail longer than this is no word, so it is not held back
+
+
+def _word_end(text: str) -> int:
+    """Length of ``text`` before its last whitespace (0 when it has none).
+
+    The whitespace goes with the word after it, as tokenizers with leading-space tokens
+    (" 17") write it, so a dropped partial word takes its own space along.
+    """
+    for i in range(len(text) - 1, -1, -1):
+        if text[i].isspace():
+            return i
+    return 0
 
 
 def _coalesce(deltas: list[Delta]) -> list[Delta]:

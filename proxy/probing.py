@@ -3,7 +3,8 @@
 The main stream never waits for a probe: :meth:`ProbeRunner.launch` starts a task and
 returns at once (or skips the probe when ``max_in_flight`` are already running), and a
 callback tells the halting loop when results are ready. A probe that fails or times out
-(``timeout`` per probe) is logged and skipped; it is never fatal to the request. After
+(``timeout`` per probe; None asks the upstream, which for an in-process model knows its
+own speed, and falls back to 10 s) is logged and skipped; it is never fatal to the request. After
 ``failure_limit`` failures in a row the runner marks probes ``unavailable`` and launches
 no more: the request goes on unmonitored, under its ``max_tokens`` cut.
 """
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.upstreams.base import ChatRequest, ProbeResult, Upstream, Usage
+
+
+DEFAULT_TIMEOUT = 10.0  # seconds: a network round trip plus a short generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class ProbeRunner:
         *,
         max_tokens: int,
         max_in_flight: int,
-        timeout: float,
+        timeout: float | None,
         notify: Callable[[], None],
         log: Any = None,
         failure_limit: int = 3,
@@ -62,6 +66,15 @@ class ProbeRunner:
         self.usage = Usage()
         self.failure_limit = max(1, failure_limit)
         self.failures_in_a_row = 0
+
+    def timeout_for_next(self) -> float:
+        """Seconds the next probe may take."""
+        if self.timeout is not None:
+            return self.timeout
+        estimate = getattr(self.upstream, "probe_timeout", None)
+        if callable(estimate):
+            return float(estimate(self.max_tokens))
+        return DEFAULT_TIMEOUT
 
     @property
     def in_flight(self) -> int:
@@ -90,7 +103,8 @@ class ProbeRunner:
     async def _run(self, seq: int, tokens: int, reasoning: str, hedged: bool) -> ProbeOutcome:
         try:
             result = await asyncio.wait_for(
-                self.upstream.probe(self.request, reasoning, self.max_tokens), self.timeout
+                self.upstream.probe(self.request, reasoning, self.max_tokens),
+                self.timeout_for_next(),
             )
         except Exception as exc:  # any probe failure is skippable by design; logged here
             self.failed += 1

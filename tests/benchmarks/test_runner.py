@@ -69,7 +69,8 @@ def test_live_runs_go_through_the_halting_loop(scripted, tmp_path):
     from benchmarks.live import live_runner
     from benchmarks.summary import summarize
 
-    config = _config(n=1, live=True, policies=("fixed:budget=20",))
+    # cut at 21, snapped back over its last (maybe partial) word: 20 tokens, answer "2"
+    config = _config(n=1, live=True, policies=("fixed:budget=21",))
     items = load_items("misleading_math", 1, 0)
     report = asyncio.run(
         run_units(

@@ -71,7 +71,8 @@ async def test_budget_cut_needs_no_probes() -> None:
     halting = await run(upstream, "fixed:budget=30")
     await halting.collect()
     assert upstream.probe_calls == 0
-    assert halting.result.reason == "max_tokens" and halting.result.reasoning_tokens >= 30
+    result = halting.result
+    assert result.reason == "max_tokens" and result.reasoning_tokens + result.cut_snapped_tokens >= 30
     assert upstream.closed and not upstream.completed
 
 
@@ -168,3 +169,60 @@ async def test_max_tokens_holds_on_a_fast_upstream(spec: str) -> None:
     used_and_discarded = result.usage().reasoning_tokens - result.probe_tokens
     assert used_and_discarded == 64 + result.main.discarded
     assert result.decision()["reasoning_tokens_discarded"] == result.main.discarded
+
+
+async def test_probe_timeout_follows_an_upstream_that_knows_its_speed() -> None:
+    """In-process models estimate their own probe time; a configured timeout wins."""
+
+    class Estimating(MemoryUpstream):
+        def __init__(self, script: Script, seconds: float) -> None:
+            super().__init__(script)
+            self.seconds = seconds
+            self.asked: list[int] = []
+
+        def probe_timeout(self, max_tokens: int) -> float:
+            self.asked.append(max_tokens)
+            return self.seconds
+
+    slow = Script(reasoning=words(40), probe_delay=0.2, token_delay=0.02)
+    generous = Estimating(slow, seconds=5.0)
+    halting = await run(generous, "consistency:window=2", probe_tokens=7)
+    await halting.collect()
+    assert generous.asked and set(generous.asked) == {7}
+    assert halting.result.probes_failed == 0 and halting.result.probes_observed > 0
+    stingy = Estimating(slow, seconds=0.05)
+    halting = await run(stingy, "consistency:window=2")
+    await halting.collect()
+    assert halting.result.probes_failed > 0  # the estimate was applied, and too short
+    configured = Estimating(slow, seconds=0.05)
+    halting = await run(configured, "consistency:window=2", probe_timeout=5.0)
+    await halting.collect()
+    assert not configured.asked and halting.result.probes_failed == 0
+
+
+@pytest.mark.parametrize(("tokens", "seen", "snapped"), [
+    # "17" arrives as "1" + "7": a cut after "1" must not hand the continuation "= 1"
+    (["Total", " sheep", " =", " 1", "7", " now"], "Total sheep =", 1),
+    (["Total", " sheep", " =", " 1.", "5", " now"], "Total sheep =", 1),
+    # closing punctuation shows the last word was whole: nothing to drop
+    (["I", " have", " two", " apples.", " Now"], "I have two apples.", 0),
+])
+async def test_a_halt_never_splits_a_word_or_a_number(
+    tokens: list[str], seen: str, snapped: int
+) -> None:
+    upstream = MemoryUpstream(Script(reasoning=tokens, token_delay=0.01))
+    halting = await run(upstream, "fixed:budget=4")
+    reasoning, _ = await halting.collect()
+    assert reasoning == seen  # what the client saw ...
+    assert upstream.continuation_reasoning == seen  # ... is what the continuation read
+    result = halting.result
+    assert result.cut_snapped_tokens == snapped
+    assert result.reasoning_tokens == 4 - snapped and result.main.discarded >= snapped
+
+
+async def test_a_held_partial_word_is_released_when_the_thinking_ends() -> None:
+    upstream = MemoryUpstream(Script(reasoning=["so", " 1", "7"], token_delay=0.0))
+    halting = await run(upstream, "plateau")
+    reasoning, answer = await halting.collect()
+    assert reasoning == "so 17" and answer == "The answer is 42."
+    assert halting.result.cut_snapped_tokens == 0
