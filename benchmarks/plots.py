@@ -1,8 +1,11 @@
 """PNG plots: score against mean reasoning tokens, one figure per task.
 
-Requested and truncated budgets are curves with 95% CI bands, natural thinking is a curve
-of rank bins, and each policy is a point with its CI. matplotlib is imported here only
-(the ``plots`` extra), with the non-interactive Agg backend.
+Made to be read at a glance: requested and truncated budgets and natural thinking are
+lines through their points, each point with a thin 95% interval; policies are large
+labelled markers (reasoning + probe tokens on x), nudged apart when they coincide; the
+score with no thinking at all is a dashed reference line; the legend sits outside the
+axes so it never covers a point. matplotlib is imported here only, with the
+non-interactive Agg backend.
 """
 
 from __future__ import annotations
@@ -15,9 +18,19 @@ _STYLE = {
     "truncate": ("tab:orange", "s"),
     "natural": ("tab:green", "^"),
 }
-
-
+_POLICY_MARKERS = "DPX*hv<>"
 _RATES = {"accuracy", "behavior_rate"}
+_YLABEL = {
+    "accuracy": "accuracy",
+    "neg_mae": "- mean absolute error (higher is better)",
+    "behavior_rate": "matching-behaviour rate",
+}
+
+
+def _interval(score: dict[str, Any]) -> tuple[float, float, float]:
+    mean = float(score["mean"])
+    half = float(score.get("ci95", 0.0))
+    return mean, float(score.get("low", mean - half)), float(score.get("high", mean + half))
 
 
 def plot_task(task: str, data: dict[str, Any], path: Path) -> Path:
@@ -27,48 +40,56 @@ def plot_task(task: str, data: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     group = data["levels"]["all"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.6, 4.6), dpi=120)
     try:
+        xs_all: list[float] = []
+        baseline: float | None = None
         for name, curve in group["regimes"].items():
             color, marker = _STYLE.get(name, ("tab:gray", "o"))
-            xs = [p["reasoning_tokens"] for p in curve["points"]]
-            ys = [p["score"]["mean"] for p in curve["points"]]
-            ci = [p["score"]["ci95"] for p in curve["points"]]
-            ax.plot(xs, ys, marker=marker, color=color, label=f"{name} ({curve['trend']})")
-            ax.fill_between(
-                xs,
-                [y - c for y, c in zip(ys, ci, strict=True)],
-                [y + c for y, c in zip(ys, ci, strict=True)],
-                color=color,
-                alpha=0.15,
-            )
-        markers = "DPX*hv<>"
-        for i, p in enumerate(group["policies"]):
-            x = p["reasoning_tokens"] + p["probe_tokens"]
-            ax.errorbar(
-                [x],
-                [p["score"]["mean"]],
-                yerr=[p["score"]["ci95"]],
-                fmt=markers[i % 8],
-                color=f"C{(i + 3) % 10}",
-                markersize=8,
-                capsize=3,
-                label=f"{p['setting']} (reasoning + probes)",
-            )
+            points = curve["points"]
+            xs = [float(p["reasoning_tokens"]) for p in points]
+            stats = [_interval(p["score"]) for p in points]
+            ys = [m for m, _, _ in stats]
+            xs_all += xs
+            ax.plot(xs, ys, marker=marker, color=color, linewidth=1.8, markersize=6,
+                    label=f"{name} ({curve['trend']})", zorder=3)
+            ax.errorbar(xs, ys, yerr=[[m - lo for m, lo, _ in stats],
+                                      [hi - m for m, _, hi in stats]],
+                        fmt="none", ecolor=color, alpha=0.45, elinewidth=1, capsize=3,
+                        zorder=2)
+            if name == "truncate" and points and str(points[0]["setting"]) == "0":
+                baseline = ys[0]
+        policies = group["policies"]
+        xs_all += [float(p["reasoning_tokens"]) + float(p["probe_tokens"]) for p in policies]
+        span = (max(xs_all) - min(xs_all)) if xs_all else 1.0
+        seen: dict[tuple[int, int], int] = {}
+        for i, p in enumerate(policies):
+            x = float(p["reasoning_tokens"]) + float(p["probe_tokens"])
+            mean, low, high = _interval(p["score"])
+            # Policies that land on the same point are nudged apart so each stays visible.
+            key = (round(x / max(span, 1.0) * 30), round(mean * 30))
+            k = seen.get(key, 0)
+            x += k * 0.025 * max(span, 1.0)
+            seen[key] = k + 1
+            color = f"C{(i + 3) % 10}"
+            ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]],
+                        fmt=_POLICY_MARKERS[i % len(_POLICY_MARKERS)], color=color,
+                        markersize=9, markeredgecolor="black", markeredgewidth=0.6,
+                        elinewidth=1, capsize=3, alpha=0.9, zorder=4,
+                        label=f"{p['setting']}")
+            ax.annotate(str(p["setting"]).split(":")[0], (x, mean), xytext=(7, 4 + 11 * k),
+                        textcoords="offset points", fontsize=7, color=color)
+        if baseline is not None:
+            ax.axhline(baseline, color="0.35", linestyle="--", linewidth=1, zorder=1,
+                       label="no thinking (truncate at 0)")
         if data["metric"] in _RATES:
-            # Normal-approximation intervals of a rate can pass 0 or 1; the rate cannot.
-            ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("mean reasoning tokens")
-        ax.set_ylabel(
-            {
-                "accuracy": "accuracy",
-                "neg_mae": "- mean absolute error",
-                "behavior_rate": "matching-behaviour rate",
-            }.get(data["metric"], "score")
-        )
-        ax.set_title(f"{task} ({group['items']} items)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+            ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("mean reasoning tokens (policies: reasoning + probe tokens)")
+        ax.set_ylabel(_YLABEL.get(data["metric"], "score"))
+        ax.set_title(f"{task}: {group['items']} items; bars are 95% intervals", fontsize=10)
+        ax.grid(alpha=0.25)
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0, frameon=False)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)

@@ -1,6 +1,9 @@
 """Statistics of the report, as in the paper: means with 95% CIs, trend labels, length bins.
 
-- :func:`mean_ci`: mean and 1.96 x standard error (sample standard deviation / sqrt(n)).
+- :func:`mean_ci`: mean and 95% interval. Rates (every value 0 or 1) get the Wilson
+  score interval, which stays inside [0, 1] and keeps its coverage at the small n these
+  runs have (the paper's 1.96 x SE collapses to zero width at 0/n and n/n); other scores
+  (errors) get Student's t interval.
 - :func:`trend`: the paper's label for how a score moves from the least to the most
   reasoning: ``inverse`` (falls) or ``positive`` (rises) when it moves by more than the
   threshold (2 accuracy points, or 0.05 for error-type scores) with non-overlapping CIs;
@@ -24,32 +27,46 @@ ERROR_THRESHOLD = 0.05
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
+    """A mean with its 95% interval [``low``, ``high``] (not always symmetric)."""
+
     n: int
     mean: float
-    ci: float  # half-width of the 95% interval
+    low: float
+    high: float
 
     @property
-    def low(self) -> float:
-        return self.mean - self.ci
-
-    @property
-    def high(self) -> float:
-        return self.mean + self.ci
+    def ci(self) -> float:
+        """Half the interval's width."""
+        return (self.high - self.low) / 2
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"n": self.n, "mean": round(self.mean, 6), "ci95": round(self.ci, 6)}
+        return {"n": self.n, "mean": round(self.mean, 6), "ci95": round(self.ci, 6),
+                "low": round(self.low, 6), "high": round(self.high, 6)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float | int]) -> Estimate:
+        mean, ci = float(data["mean"]), float(data["ci95"])
+        return cls(int(data["n"]), mean, float(data.get("low", mean - ci)),
+                   float(data.get("high", mean + ci)))
 
 
 def mean_ci(values: Sequence[float]) -> Estimate:
-    """Mean and 95% CI half-width (1.96 SE); the CI is 0 for fewer than two values."""
+    """Mean and 95% interval: Wilson for 0/1 values, Student's t otherwise (module
+    docstring); a single value has a zero-width interval unless it is a rate."""
+    from scipy import stats
+
     n = len(values)
     if n == 0:
-        return Estimate(0, math.nan, math.nan)
+        return Estimate(0, math.nan, math.nan, math.nan)
     mean = math.fsum(values) / n
+    if all(v in (0.0, 1.0) for v in values):
+        ci = stats.binomtest(round(mean * n), n).proportion_ci(0.95, method="wilson")
+        return Estimate(n, mean, float(ci.low), float(ci.high))
     if n < 2:
-        return Estimate(n, mean, 0.0)
+        return Estimate(n, mean, mean, mean)
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    return Estimate(n, mean, 1.96 * math.sqrt(var / n))
+    half = float(stats.t.ppf(0.975, n - 1)) * math.sqrt(var / n)
+    return Estimate(n, mean, mean - half, mean + half)
 
 
 def trend(first: Estimate, last: Estimate, threshold: float = ACCURACY_THRESHOLD) -> Trend:

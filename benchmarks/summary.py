@@ -78,8 +78,7 @@ def regression_stats(rows: Sequence[Row]) -> dict[str, Any]:
 
 
 def _estimate(point: dict[str, Any]) -> Estimate:
-    s = point["score"]
-    return Estimate(int(s["n"]), float(s["mean"]), float(s["ci95"]))
+    return Estimate.from_dict(point["score"])
 
 
 def _curve(rows: Sequence[Row], regime: str, threshold: float) -> dict[str, Any] | None:

@@ -125,7 +125,10 @@ def test_bench_run_writes_files_and_numbers(fake, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     group = summary["tasks"]["misleading_math"]["levels"]["all"]
     points = {p["setting"]: p for p in group["regimes"]["truncate"]["points"]}
-    assert points["64"]["score"] == {"n": 4, "mean": 1.0, "ci95": 0.0}
+    # 4 of 4 right: Wilson's 95% interval is [0.51, 1], not a zero-width certainty
+    score = points["64"]["score"]
+    assert (score["n"], score["mean"], score["high"]) == (4, 1.0, 1.0)
+    assert score["low"] == pytest.approx(0.5101, abs=1e-4)
     assert points["128"]["score"]["mean"] == 0.0 and points["128"]["reasoning_tokens"] == 120
     assert group["regimes"]["requested"]["trend"] == "flat"
     assert group["regimes"]["natural"]["samples"] == 2

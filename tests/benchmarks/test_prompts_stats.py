@@ -37,22 +37,44 @@ def test_native_controls():
     assert native_params("openai/qwen", 1024) == {}
 
 
-def test_mean_ci():
+def sym(n: int, mean: float, half: float) -> Estimate:
+    return Estimate(n, mean, mean - half, mean + half)
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson score interval, written out (z = 1.959964)."""
+    z, p = 1.959964, k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_rates_get_wilson_intervals_inside_zero_and_one():
     est = mean_ci([1.0, 0.0, 1.0, 0.0])
     assert est.mean == 0.5
-    assert est.ci == pytest.approx(1.96 * math.sqrt((1 / 3) / 4))
-    assert mean_ci([3.0]).ci == 0.0
+    assert (est.low, est.high) == pytest.approx(wilson(2, 4), abs=1e-6)
+    perfect = mean_ci([1.0] * 4)  # 1.96 SE would claim certainty: [1, 1]
+    assert perfect.high == 1.0 and perfect.low == pytest.approx(wilson(4, 4)[0], abs=1e-6)
+    assert perfect.low < 0.6
+    assert 0.0 <= mean_ci([0.0, 0.0, 1.0]).low
+
+
+def test_other_scores_get_students_t_intervals():
+    est = mean_ci([-1.0, -2.0, -3.0])
+    half = 4.302653 * math.sqrt(1.0 / 3)  # t(0.975, 2 df) x SE
+    assert (est.low, est.high) == pytest.approx((-2 - half, -2 + half), abs=1e-5)
+    assert mean_ci([3.5]).ci == 0.0
     assert mean_ci([]).n == 0
 
 
 @pytest.mark.parametrize(
     ("first", "last", "label"),
     [
-        (Estimate(100, 0.95, 0.03), Estimate(100, 0.70, 0.05), "inverse"),
-        (Estimate(100, 0.50, 0.03), Estimate(100, 0.80, 0.05), "positive"),
-        (Estimate(100, 0.80, 0.03), Estimate(100, 0.81, 0.05), "flat"),
-        (Estimate(10, 0.80, 0.20), Estimate(10, 0.70, 0.20), "noisy"),
-        (Estimate(0, math.nan, math.nan), Estimate(10, 0.7, 0.1), "n/a"),
+        (sym(100, 0.95, 0.03), sym(100, 0.70, 0.05), "inverse"),
+        (sym(100, 0.50, 0.03), sym(100, 0.80, 0.05), "positive"),
+        (sym(100, 0.80, 0.03), sym(100, 0.81, 0.05), "flat"),
+        (sym(10, 0.80, 0.20), sym(10, 0.70, 0.20), "noisy"),
+        (sym(0, math.nan, math.nan), sym(10, 0.7, 0.1), "n/a"),
     ],
 )
 def test_trend_labels(first, last, label):
@@ -61,7 +83,7 @@ def test_trend_labels(first, last, label):
 
 def test_trend_threshold_for_errors():
     # -MAE moving by 0.04 is flat under the 0.05 error threshold, not under 0.02.
-    a, b = Estimate(50, -1.00, 0.01), Estimate(50, -1.04, 0.01)
+    a, b = sym(50, -1.00, 0.01), sym(50, -1.04, 0.01)
     assert trend(a, b, 0.05) == "flat"
     assert trend(a, b, 0.02) == "inverse"
 
