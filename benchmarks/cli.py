@@ -256,6 +256,17 @@ def build_upstream(model: str, api_base: str | None, api_key: str | None) -> Any
     return factory(model, params)
 
 
+def _missing_dependencies(*, plots: bool) -> str | None:
+    """What the run would need at its end but cannot import, checked before it starts
+    (a run of hours must not die at the plots)."""
+    import importlib.util
+
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        return ("matplotlib is not importable, and the report's plots need it: "
+                "pip install matplotlib (or pass --no-plots)")
+    return None
+
+
 def run_bench(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -271,10 +282,19 @@ def run_bench(args: argparse.Namespace) -> int:
     except (PolicySpecError, ValueError, DataError, OSError) as exc:
         print(f"thinkstop bench run: {exc}", file=sys.stderr)
         return 2
+    missing = _missing_dependencies(plots=not args.no_plots)
+    if missing:
+        print(f"thinkstop bench run: {missing}", file=sys.stderr)
+        return 2
+    from proxy.upstreams.factory import UpstreamConfigError
+
     try:
         upstream = build_upstream(config.model, args.api_base, args.api_key)
     except ImportError as exc:
         print(f"thinkstop bench run: no upstream adapter available ({exc})", file=sys.stderr)
+        return 2
+    except UpstreamConfigError as exc:
+        print(f"thinkstop bench run: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> Any:

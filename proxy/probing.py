@@ -19,7 +19,6 @@ from typing import Any
 
 from proxy.upstreams.base import ChatRequest, ProbeResult, Upstream, Usage
 
-
 DEFAULT_TIMEOUT = 10.0  # seconds: a network round trip plus a short generation
 
 

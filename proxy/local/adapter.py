@@ -15,6 +15,7 @@ probe timeout, which then follows the engine's speed as the machine's load chang
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -126,6 +127,10 @@ class LocalUpstream:
         from proxy.upstreams.factory import UpstreamConfigError
 
         model = str(params.get("model") or DEFAULT_MODEL)
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise UpstreamConfigError(
+                f"{model}: the embedded model needs llama.cpp (xllamacpp), which is not "
+                "installed: pip install 'thinkstop[local]'")
         try:
             path, thinking, template = _resolve(model, params)
             n_ctx = int(params.get("n_ctx", 8192))

@@ -202,3 +202,34 @@ def test_bench_sample_prints_items(capsys, data_dir):
         _main(["bench", "sample", "--task", "famous_paradoxes", "--n", "1", "--budget", "0"]) == 0
     )
     assert "Don't think" in capsys.readouterr().out
+
+
+def _hide(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Make ``module`` look uninstalled to the pre-run checks (it cannot be uninstalled
+    from under a test run)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == module else real(name, *a))
+
+
+def test_a_missing_plot_dependency_stops_the_run_before_it_starts(
+    fake: FakeReasoningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _hide(monkeypatch, "matplotlib")
+    out = tmp_path / "run"
+    assert _run(fake, out) == 2
+    assert "matplotlib" in capsys.readouterr().err
+    assert not (out / "items.jsonl").exists()  # nothing was run, so nothing is lost
+
+
+def test_a_missing_embedded_engine_stops_the_run_with_the_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _hide(monkeypatch, "xllamacpp")
+    code = _main(["bench", "run", "--model", "local/qwen2.5-coder-1.5b", "--tasks",
+                  "misleading_math", "--n", "1", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "pip install 'thinkstop[local]'" in capsys.readouterr().err

@@ -72,7 +72,8 @@ async def test_budget_cut_needs_no_probes() -> None:
     await halting.collect()
     assert upstream.probe_calls == 0
     result = halting.result
-    assert result.reason == "max_tokens" and result.reasoning_tokens + result.cut_snapped_tokens >= 30
+    assert result.reason == "max_tokens"
+    assert result.reasoning_tokens + result.cut_snapped_tokens >= 30
     assert upstream.closed and not upstream.completed
 
 
