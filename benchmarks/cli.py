@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.tasks import DEFAULT_TASKS, FAMILIES
+from thinkstop.benchmarks.tasks import DEFAULT_TASKS, FAMILIES
 
 _TASK_HELP = f"task names: {', '.join(FAMILIES)}, ai_risk:<subset> (e.g. ai_risk:survival-instinct)"
 
@@ -46,7 +46,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _tasks(text: str) -> list[str]:
-    from benchmarks.tasks import check_task
+    from thinkstop.benchmarks.tasks import check_task
 
     try:
         return [check_task(t.strip()) for t in text.split(",") if t.strip()]
@@ -192,9 +192,9 @@ def add_bench_parser(sub: Any) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from benchmarks.data import DataError
-    from benchmarks.prompts import messages
-    from benchmarks.tasks import Options, load_items
+    from thinkstop.benchmarks.data import DataError
+    from thinkstop.benchmarks.prompts import messages
+    from thinkstop.benchmarks.tasks import Options, load_items
 
     try:
         items = load_items(args.task, args.n, args.seed, Options(args.data_dir, args.grades_csv))
@@ -217,7 +217,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from benchmarks.config import BenchConfig
+    from thinkstop.benchmarks.config import BenchConfig
 
     return BenchConfig(
         model=args.model,
@@ -246,7 +246,7 @@ def _config(args: argparse.Namespace) -> Any:
 def build_upstream(model: str, api_base: str | None, api_key: str | None) -> Any:
     """An Upstream for any litellm model or ``local/...``, via the proxy's factory."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from proxy.upstreams.factory import build_upstream as factory
+    from thinkstop.proxy.upstreams.factory import build_upstream as factory
 
     params: dict[str, Any] = {"model": model}
     if api_base:
@@ -270,9 +270,9 @@ def _missing_dependencies(*, plots: bool) -> str | None:
 def run_bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from benchmarks.data import DataError
-    from benchmarks.runner import ResumeError, load_all_items, run_units
-    from scheduler.registry import PolicySpecError, create_policy
+    from thinkstop.benchmarks.data import DataError
+    from thinkstop.benchmarks.runner import ResumeError, load_all_items, run_units
+    from thinkstop.scheduler.registry import PolicySpecError, create_policy
 
     try:
         config = _config(args)
@@ -286,7 +286,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if missing:
         print(f"thinkstop bench run: {missing}", file=sys.stderr)
         return 2
-    from proxy.upstreams.factory import UpstreamConfigError
+    from thinkstop.proxy.upstreams.factory import UpstreamConfigError
 
     try:
         upstream = build_upstream(config.model, args.api_base, args.api_key)
@@ -301,7 +301,7 @@ def run_bench(args: argparse.Namespace) -> int:
         try:
             live = None
             if config.live:
-                from benchmarks.live import live_runner
+                from thinkstop.benchmarks.live import live_runner
 
                 live = live_runner(config, upstream)
             return await run_units(
@@ -332,9 +332,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def write_outputs(out: Path, *, plots: bool = True) -> dict[str, Any]:
     """summary.json, report.md and plots/*.png from the run folder's files."""
-    from benchmarks.report import render
-    from benchmarks.store import JsonlStore
-    from benchmarks.summary import summarize
+    from thinkstop.benchmarks.report import render
+    from thinkstop.benchmarks.store import JsonlStore
+    from thinkstop.benchmarks.summary import summarize
 
     config_path = out / "run.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
@@ -342,7 +342,7 @@ def write_outputs(out: Path, *, plots: bool = True) -> dict[str, Any]:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     pictures: dict[str, str] = {}
     if plots and summary["tasks"]:
-        from benchmarks.plots import plot_all
+        from thinkstop.benchmarks.plots import plot_all
 
         pictures = plot_all(summary, out / "plots")
     (out / "report.md").write_text(render(summary, pictures), encoding="utf-8")

@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from benchmarks.prompts import messages, native_params, provider
-from benchmarks.recorder import RecordSettings
-from benchmarks.tasks.base import Item
+from thinkstop.benchmarks.prompts import messages, native_params, provider
+from thinkstop.benchmarks.recorder import RecordSettings
+from thinkstop.benchmarks.tasks.base import Item
 
 if TYPE_CHECKING:
-    from proxy.upstreams.base import ChatRequest
+    from thinkstop.proxy.upstreams.base import ChatRequest
 
 REGIMES: Final = ("requested", "truncate", "natural", "policies")
 # Settings that must match for a resumed run to add to the same files.
@@ -103,7 +103,7 @@ class BenchConfig:
 
     def request(self, item: Item, budget: int | None) -> ChatRequest:
         """The chat request for ``item`` under a budget (None: natural thinking)."""
-        from proxy.upstreams.base import ChatRequest
+        from thinkstop.proxy.upstreams.base import ChatRequest
 
         params = {**self.sampling(), **native_params(self.model, budget)}
         kind = provider(self.model)

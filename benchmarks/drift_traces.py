@@ -13,7 +13,7 @@ driven wrong answer. Each trace has three phases:
 
 Hard items settle late and do not drift, so a policy that always stops early loses them.
 Nothing here is measured data: it is a documented test bed for halting policies, committed
-as ``benchmarks/traces/drift.jsonl`` (``python -m benchmarks.drift_traces`` rewrites it).
+as ``benchmarks/traces/drift.jsonl`` (``python -m thinkstop.benchmarks.drift_traces`` rewrites it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 import random
 from pathlib import Path
 
-from scheduler.trace import Natural, Step, Trace
+from thinkstop.scheduler.trace import Natural, Step, Trace
 
 DEFAULT_PATH = Path(__file__).parent / "traces" / "drift.jsonl"
 

@@ -2,7 +2,7 @@
 
 Replay predicts what a policy does from one recorded trace; a live run streams the model
 again under the policy (probes, halt, continuation) with
-:class:`proxy.orchestrator.HaltingRun`, the loop the proxy serves requests with. The
+:class:`thinkstop.proxy.engine.run.HaltingRun`, the loop the proxy serves requests with. The
 summary reports how far live results differ from replay on the same items (sampling
 makes some difference expected at temperature > 0).
 """
@@ -13,15 +13,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.rows import make_row
-from scheduler.answers import extract_answer
-from scheduler.policy import GuardRails
-from scheduler.registry import create_policy
+from thinkstop.benchmarks.rows import make_row
+from thinkstop.scheduler.answers import extract_answer
+from thinkstop.scheduler.policy import GuardRails
+from thinkstop.scheduler.registry import create_policy
 
 if TYPE_CHECKING:
-    from benchmarks.config import BenchConfig
-    from benchmarks.runner import Unit
-    from proxy.upstreams.base import Upstream
+    from thinkstop.benchmarks.config import BenchConfig
+    from thinkstop.benchmarks.runner import Unit
+    from thinkstop.proxy.upstreams.base import Upstream
 
 # The local model can take far longer per probe than a hosted API; a probe that times
 # out is skipped by the loop, which would make live results differ from replay for the
@@ -33,7 +33,7 @@ def live_runner(
     config: BenchConfig, upstream: Upstream
 ) -> Callable[[Unit], Awaitable[dict[str, Any]]]:
     """A coroutine function running one (item, policy) unit live; returns its row."""
-    from proxy.orchestrator import HaltingRun, RunOptions
+    from thinkstop.proxy.engine.run import HaltingRun, RunOptions
 
     options = RunOptions(
         chunk_tokens=config.chunk_tokens,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from benchmarks.tasks.base import Item
+from thinkstop.benchmarks.tasks.base import Item
 
 SYSTEM: Final = (
     "You are a helpful AI assistant that analyzes problems carefully and provides accurate answers."

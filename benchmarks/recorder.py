@@ -1,4 +1,4 @@
-"""Talking to a model through the :class:`~proxy.upstreams.base.Upstream` protocol.
+"""Talking to a model through the :class:`~thinkstop.proxy.upstreams.base.Upstream` protocol.
 
 Two operations, both adapter-agnostic (litellm, raw completion, the local model, or a
 test double):
@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from scheduler.answers import extract_answer
-from scheduler.signals import is_hedging
-from scheduler.trace import Natural, Step, Trace
+from thinkstop.scheduler.answers import extract_answer
+from thinkstop.scheduler.signals import is_hedging
+from thinkstop.scheduler.trace import Natural, Step, Trace
 
 if TYPE_CHECKING:
-    from proxy.upstreams.base import ChatRequest, Continuation, ProbeResult, Upstream
+    from thinkstop.proxy.upstreams.base import ChatRequest, Continuation, ProbeResult, Upstream
 
 
 @dataclass(frozen=True, slots=True)

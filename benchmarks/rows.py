@@ -3,7 +3,7 @@
 Regimes: ``requested`` (setting = budget), ``truncate`` (setting = budget, replayed),
 ``natural`` (setting "", sample k), ``policy`` (setting = spec, replayed) and ``live``
 (setting = spec, run through the halting loop). Truncation budgets and policies are scored
-by replay of the item's recorded trace with :mod:`scheduler.sweep`, at no model cost.
+by replay of the item's recorded trace with :mod:`thinkstop.scheduler.sweep`, at no model cost.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from benchmarks.tasks import family
-from benchmarks.tasks.base import Item, score_item
-from scheduler.answers import parse_number
-from scheduler.sweep import BatchOutcome, TraceBatch, evaluate
-from scheduler.trace import Trace
+from thinkstop.benchmarks.tasks import family
+from thinkstop.benchmarks.tasks.base import Item, score_item
+from thinkstop.scheduler.answers import parse_number
+from thinkstop.scheduler.sweep import BatchOutcome, TraceBatch, evaluate
+from thinkstop.scheduler.trace import Trace
 
 
 def row_key(item_id: str, regime: str, setting: str, sample: int = 0) -> str:

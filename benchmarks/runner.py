@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.config import BenchConfig, data_path, resume_conflicts
-from benchmarks.recorder import generate, record_trace
-from benchmarks.rows import make_row, natural_row, replay_rows, row_key
-from benchmarks.store import JsonlStore
-from benchmarks.tasks import Options, load_items
-from benchmarks.tasks.base import Item
-from scheduler.trace import Trace, parse_traces
+from thinkstop.benchmarks.config import BenchConfig, data_path, resume_conflicts
+from thinkstop.benchmarks.recorder import generate, record_trace
+from thinkstop.benchmarks.rows import make_row, natural_row, replay_rows, row_key
+from thinkstop.benchmarks.store import JsonlStore
+from thinkstop.benchmarks.tasks import Options, load_items
+from thinkstop.benchmarks.tasks.base import Item
+from thinkstop.scheduler.trace import Trace, parse_traces
 
 if TYPE_CHECKING:
-    from proxy.upstreams.base import Upstream
+    from thinkstop.proxy.upstreams.base import Upstream
 
 Rows = list[dict[str, Any]]
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from benchmarks.stats import (
+from thinkstop.benchmarks.stats import (
     ACCURACY_THRESHOLD,
     ERROR_THRESHOLD,
     Estimate,
@@ -23,7 +23,7 @@ from benchmarks.stats import (
     rmse,
     trend,
 )
-from benchmarks.tasks import LEVEL_NAMES, family, metric
+from thinkstop.benchmarks.tasks import LEVEL_NAMES, family, metric
 
 Row = dict[str, Any]
 CURVES = ("requested", "truncate")

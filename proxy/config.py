@@ -13,7 +13,7 @@ Any string ``os.environ/NAME`` is replaced by that environment variable. Validat
 happens at start; a :class:`ConfigError` names the offending field. When the file sets
 no ``master_key`` or ``redis_url``, ``THINKSTOP_MASTER_KEY`` / ``THINKSTOP_REDIS_URL``
 supply them. Keys and budgets (``general_settings.client_keys``, ``model_list[].budgets``)
-are described in :mod:`proxy.keys` and :mod:`proxy.budgets`.
+are described in :mod:`thinkstop.proxy.guard.keys` and :mod:`thinkstop.proxy.guard.budgets`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scheduler import PolicySpecError, create_policy
+from thinkstop.scheduler import PolicySpecError, create_policy
 
 DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
 DEFAULT_LOCAL_NAME = "thinkstop-local"

@@ -4,9 +4,9 @@ No asyncio, HTTP, litellm or FastAPI here (a test scans the imports): the proxy 
 benchmark feed observations in and act on the decisions that come out.
 """
 
-from scheduler.answers import answers_match, extract_answer, normalize_answer
-from scheduler.policy import Decision, Guarded, GuardRails, Policy
-from scheduler.registry import (
+from thinkstop.scheduler.answers import answers_match, extract_answer, normalize_answer
+from thinkstop.scheduler.policy import Decision, Guarded, GuardRails, Policy
+from thinkstop.scheduler.registry import (
     DEFAULT_POLICY,
     PolicySpecError,
     create_policy,
@@ -14,9 +14,9 @@ from scheduler.registry import (
     policy_names,
     register_policy,
 )
-from scheduler.replay import Outcome, replay, replay_one
-from scheduler.signals import Observation, Signals, SignalTracker, is_hedging
-from scheduler.trace import TRACE_FORMAT, Natural, Step, Trace, TraceError, parse_traces
+from thinkstop.scheduler.replay import Outcome, replay, replay_one
+from thinkstop.scheduler.signals import Observation, Signals, SignalTracker, is_hedging
+from thinkstop.scheduler.trace import TRACE_FORMAT, Natural, Step, Trace, TraceError, parse_traces
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -1,6 +1,6 @@
 """The built-in halting policies.
 
-Each reads the :class:`~scheduler.signals.Signals` of the latest boundary (and keeps any
+Each reads the :class:`~thinkstop.scheduler.signals.Signals` of the latest boundary (and keeps any
 state it needs) and answers halt or go on. Parameters are plain keyword arguments, checked
 in ``__init__`` so that a bad spec fails before any model call.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from scheduler.policy import Policy
-from scheduler.signals import Signals
+from thinkstop.scheduler.policy import Policy
+from thinkstop.scheduler.signals import Signals
 
 
 def _check(condition: bool, message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from scheduler.signals import Observation, Signals, SignalTracker
+from thinkstop.scheduler.signals import Observation, Signals, SignalTracker
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from scheduler.policies import BUILTIN_POLICIES
-from scheduler.policy import Guarded, GuardRails, Policy
+from thinkstop.scheduler.policies import BUILTIN_POLICIES
+from thinkstop.scheduler.policy import Guarded, GuardRails, Policy
 
 DEFAULT_POLICY = "plateau"
 GUARD_KEYS = ("min_tokens", "max_tokens", "max_probes")

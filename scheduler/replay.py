@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scheduler.answers import answers_match
-from scheduler.policy import Guarded
-from scheduler.registry import PolicySpec, create_policy
-from scheduler.signals import Observation
-from scheduler.trace import Step, Trace
+from thinkstop.scheduler.answers import answers_match
+from thinkstop.scheduler.policy import Guarded
+from thinkstop.scheduler.registry import PolicySpec, create_policy
+from thinkstop.scheduler.signals import Observation
+from thinkstop.scheduler.trace import Step, Trace
 
 
 @dataclass(frozen=True, slots=True)

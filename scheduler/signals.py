@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from scheduler.answers import normalize_answer
+from thinkstop.scheduler.answers import normalize_answer
 
 OTHER: Final = "__other__"
 NONE: Final = "__none__"

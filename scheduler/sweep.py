@@ -3,7 +3,7 @@
 :func:`replay.replay_one` walks one trace in Python; tuning a policy means thousands of
 configurations over thousands of traces, so here every trace becomes a row of padded
 ``(traces, steps)`` arrays. Per-boundary signals are computed once per distinct
-(window, metric) with the very :class:`~scheduler.signals.SignalTracker` the live path
+(window, metric) with the very :class:`~thinkstop.scheduler.signals.SignalTracker` the live path
 uses; each configuration is then a handful of array operations. Results equal the scalar
 replay exactly (a property test holds them together); policies without a vectorised rule
 (custom registrations) fall back to the scalar replay.
@@ -17,25 +17,25 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from scheduler.answers import answers_match, normalize_answer
-from scheduler.policies import (
+from thinkstop.scheduler.answers import answers_match, normalize_answer
+from thinkstop.scheduler.policies import (
     ConfidencePolicy,
     ConsistencyPolicy,
     FixedPolicy,
     PlateauPolicy,
     SequentialPolicy,
 )
-from scheduler.policy import Guarded, Policy
-from scheduler.registry import PolicySpec, create_policy
-from scheduler.replay import observation, replay_one
-from scheduler.signals import (
+from thinkstop.scheduler.policy import Guarded, Policy
+from thinkstop.scheduler.registry import PolicySpec, create_policy
+from thinkstop.scheduler.replay import observation, replay_one
+from thinkstop.scheduler.signals import (
     NONE,
     OTHER,
     SignalTracker,
     normalise_alternatives,
     with_answer,
 )
-from scheduler.trace import Trace
+from thinkstop.scheduler.trace import Trace
 
 Bool = npt.NDArray[np.bool_]
 Int = npt.NDArray[np.int64]

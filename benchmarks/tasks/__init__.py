@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from benchmarks.data import AI_RISK_SUBSETS
-from benchmarks.tasks.base import Item, Score, score_item
+from thinkstop.benchmarks.data import AI_RISK_SUBSETS
+from thinkstop.benchmarks.tasks.base import Item, Score, score_item
 
 FAMILIES: Final = (
     "misleading_math",
@@ -83,7 +83,7 @@ def load_items(task: str, n: int, seed: int, options: Options | None = None) -> 
     check_task(task)
     fam = family(task)
     if fam in ("misleading_math", "misleading_python"):
-        from benchmarks.tasks import counting
+        from thinkstop.benchmarks.tasks import counting
 
         return (
             counting.misleading_math(n, seed)
@@ -91,25 +91,25 @@ def load_items(task: str, n: int, seed: int, options: Options | None = None) -> 
             else (counting.misleading_python(n, seed))
         )
     if fam == "famous_paradoxes":
-        from benchmarks.tasks.paradoxes import famous_paradoxes
+        from thinkstop.benchmarks.tasks.paradoxes import famous_paradoxes
 
         return famous_paradoxes(n, seed)
     if fam == "grades_regression":
-        from benchmarks.tasks import grades
+        from thinkstop.benchmarks.tasks import grades
 
         if opts.grades_csv is not None:
             students = grades.read_csv(opts.grades_csv)
             return grades.grades_regression(n, seed, students, source=str(opts.grades_csv))
         return grades.grades_regression(n, seed)
     if fam == "zebra_puzzles":
-        from benchmarks.tasks.zebra import zebra_puzzles
+        from thinkstop.benchmarks.tasks.zebra import zebra_puzzles
 
         return zebra_puzzles(n, seed, opts.data_dir)
     if fam == "zebra_generated":
-        from benchmarks.tasks.zebra_gen import zebra_generated
+        from thinkstop.benchmarks.tasks.zebra_gen import zebra_generated
 
         return zebra_generated(n, seed)
-    from benchmarks.tasks.ai_risk import ai_risk
+    from thinkstop.benchmarks.tasks.ai_risk import ai_risk
 
     subset = task.split(":", 1)[1] if ":" in task else None
     return ai_risk(n, seed, subset, opts.data_dir)

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from benchmarks.data import AI_RISK_SUBSETS, ai_risk_source, resolve
-from benchmarks.tasks.base import Item, choice_prompt, interleave, letters, seeded_shuffle
+from thinkstop.benchmarks.data import AI_RISK_SUBSETS, ai_risk_source, resolve
+from thinkstop.benchmarks.tasks.base import Item, choice_prompt, interleave, letters, seeded_shuffle
 
 Direction = Literal["safe", "concerning", "neutral"]
 

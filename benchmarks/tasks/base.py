@@ -2,7 +2,7 @@
 
 An :class:`Item` holds the question without any system prompt; the regime (requested
 budget, natural thinking, truncation) adds the system prompt when a run sends it (see
-:mod:`benchmarks.prompts`). Scorers take the *extracted* answer (the content of the last
+:mod:`thinkstop.benchmarks.prompts`). Scorers take the *extracted* answer (the content of the last
 ``<answer>`` tag, a probe answer, or None) and never raise: an answer that does not parse
 counts as wrong.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from scheduler.answers import answers_match, normalize_answer, parse_number
+from thinkstop.scheduler.answers import answers_match, normalize_answer, parse_number
 
 ItemKind = Literal["open", "choice", "regression"]
 Metric = Literal["accuracy", "neg_mae", "behavior_rate"]

@@ -14,8 +14,15 @@ import random
 from collections.abc import Callable
 from typing import Final
 
-from benchmarks.tasks._objects import CATEGORIES, CITIES, COLOURS, MATERIALS, NAMES, Category
-from benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
+from thinkstop.benchmarks.tasks._objects import (
+    CATEGORIES,
+    CITIES,
+    COLOURS,
+    MATERIALS,
+    NAMES,
+    Category,
+)
+from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
 
 LEVELS: Final = (1, 2, 3, 4, 5)
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from benchmarks.tasks.base import Item, interleave
+from thinkstop.benchmarks.tasks.base import Item, interleave
 
 LEVELS: Final = (0, 8, 16)
 COLUMNS: Final = (

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
+from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
 
 LEVELS: Final = (0, 1, 3, 5, 7)
 

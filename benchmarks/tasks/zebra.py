@@ -2,7 +2,7 @@
 
 200 puzzles with 5/6/7/8 people (40/36/74/50); each asks "What position is the person
 who ... at?" and the target is a position. The file downloads at run time from
-google-deepmind/bbeh at a pinned commit (see :mod:`benchmarks.data`). The paper
+google-deepmind/bbeh at a pinned commit (see :mod:`thinkstop.benchmarks.data`). The paper
 (Gema et al., arXiv 2507.14417) uses these puzzles as its deduction stress test.
 """
 
@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.data import ZEBRA, resolve
-from benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave, seeded_shuffle
+from thinkstop.benchmarks.data import ZEBRA, resolve
+from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave, seeded_shuffle
 
 _SIZE: Final = re.compile(r"There are (\d+) people")
 

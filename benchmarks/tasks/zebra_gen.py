@@ -2,7 +2,7 @@
 
 A seeded hidden solution; true clues are added while they narrow the solver's
 propagation, until it fixes every position; clues that propagation does not need are then
-dropped. Uniqueness is proved by :func:`~benchmarks.tasks.zebra_solver.count_solutions`
+dropped. Uniqueness is proved by :func:`~thinkstop.benchmarks.tasks.zebra_solver.count_solutions`
 (exact search), and the answer is read from the proved solution. Irrelevant clues, as in
 BIG-Bench Extra Hard, talk about attribute values nobody in the row has.
 """
@@ -13,9 +13,14 @@ import random
 from dataclasses import dataclass
 from typing import Final
 
-from benchmarks.tasks._zebra_words import CATEGORIES, Category
-from benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
-from benchmarks.tasks.zebra_solver import Constraint, Kind, count_solutions, propagation_solves
+from thinkstop.benchmarks.tasks._zebra_words import CATEGORIES, Category
+from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
+from thinkstop.benchmarks.tasks.zebra_solver import (
+    Constraint,
+    Kind,
+    count_solutions,
+    propagation_solves,
+)
 
 LEVELS: Final = (5, 6, 7, 8)
 
@@ -190,7 +195,7 @@ def generate_puzzle(
 
 
 def _narrowing(n: int, k: int, constraints: list[Constraint]) -> int:
-    from benchmarks.tasks.zebra_solver import Solver
+    from thinkstop.benchmarks.tasks.zebra_solver import Solver
 
     domains = Solver(n, k, constraints).initial()
     return sum(bin(d).count("1") for d in domains) if domains is not None else 0

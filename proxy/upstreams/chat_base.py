@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Final
 
-from proxy import prompts
-from proxy.reasoning import ThinkSplitter, split_delta
-from proxy.tokens import TokenCounter, default_counter
-from proxy.upstreams.base import (
+from thinkstop.proxy.upstreams import prompts
+from thinkstop.proxy.upstreams.base import (
     Capabilities,
     ChatRequest,
     Continuation,
@@ -24,8 +22,10 @@ from proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
-from proxy.upstreams.chunk_events import chunk_events
-from proxy.upstreams.parsing import chat_logprobs, parse_usage
+from thinkstop.proxy.upstreams.chunk_events import chunk_events
+from thinkstop.proxy.upstreams.parsing import chat_logprobs, parse_usage
+from thinkstop.proxy.upstreams.thinking import ThinkSplitter, split_delta
+from thinkstop.proxy.upstreams.tokens import TokenCounter, default_counter
 
 MessageBuilder = Callable[[prompts.Messages, str], prompts.Messages]
 

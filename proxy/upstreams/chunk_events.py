@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from proxy.reasoning import Piece, ThinkSplitter
-from proxy.upstreams.base import StreamEvent
-from proxy.upstreams.parsing import parse_usage
+from thinkstop.proxy.upstreams.base import StreamEvent
+from thinkstop.proxy.upstreams.parsing import parse_usage
+from thinkstop.proxy.upstreams.thinking import Piece, ThinkSplitter
 
 Chunks = AsyncGenerator[dict[str, Any], None]
 

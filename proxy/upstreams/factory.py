@@ -1,6 +1,6 @@
 """Build one upstream from a model entry's ``litellm_params``.
 
-- ``local/<name>``: the embedded llama.cpp model (``proxy.local.adapter.LocalUpstream``).
+- ``local/<name>``: the embedded llama.cpp model (``thinkstop.proxy.upstreams.local.adapter.LocalUpstream``).
 - ``text-completion-openai/<name>``, ``raw_completion: true`` or ``adapter: raw``: the
   raw-completion adapter (needs ``api_base``).
 - ``openai/`` or ``hosted_vllm/`` with an ``api_base``: the native OpenAI-compatible
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from proxy.upstreams.base import Upstream
-from proxy.upstreams.providers import capabilities_for, provider_of
+from thinkstop.proxy.upstreams.base import Upstream
+from thinkstop.proxy.upstreams.providers import capabilities_for, provider_of
 
 # Read by thinkstop, not sent anywhere.
 OWN_KEYS: Final = frozenset({"adapter", "raw_completion", "chat_template", "think_prefix"})
@@ -68,11 +68,11 @@ def _defaults(params: dict[str, Any]) -> dict[str, Any]:
 
 def _local(params: dict[str, Any]) -> Upstream:
     try:
-        from proxy.local.adapter import LocalUpstream
+        from thinkstop.proxy.upstreams.local.adapter import LocalUpstream
     except ImportError as exc:
         raise UpstreamConfigError(
             f"model {params['model']!r} needs the embedded llama.cpp adapter "
-            f"(proxy.local.adapter), which cannot be imported: {exc}. Install the "
+            f"(thinkstop.proxy.upstreams.local.adapter), which cannot be imported: {exc}. Install the "
             "'local' extra (pip install 'thinkstop[local]') or point the config at a server."
         ) from exc
     upstream: Upstream = LocalUpstream.from_params(params)
@@ -103,7 +103,7 @@ def build_upstream(model_name: str, litellm_params: dict[str, Any]) -> Upstream:
                 f"{model_name}: litellm_params.api_base is required for the {adapter} adapter"
             )
         if adapter == "raw":
-            from proxy.upstreams.raw_completion import RawCompletionUpstream
+            from thinkstop.proxy.upstreams.raw_completion import RawCompletionUpstream
 
             try:
                 return RawCompletionUpstream(
@@ -114,14 +114,14 @@ def build_upstream(model_name: str, litellm_params: dict[str, Any]) -> Upstream:
                 )
             except ValueError as exc:
                 raise UpstreamConfigError(f"{model_name}: litellm_params.{exc}") from exc
-        from proxy.upstreams.openai_chat import OpenAIChatUpstream
+        from thinkstop.proxy.upstreams.openai_chat import OpenAIChatUpstream
 
         return OpenAIChatUpstream(
             model_name, bare, api_base=api_base, api_key=api_key, headers=headers,
             timeout=timeout, capabilities=capabilities_for(model), defaults=_defaults(params),
             prefill_body=_VLLM_PREFILL if provider == "hosted_vllm" else None,
         )
-    from proxy.upstreams.litellm_chat import LiteLLMChatUpstream
+    from thinkstop.proxy.upstreams.litellm_chat import LiteLLMChatUpstream
 
     litellm_params_only = {k: v for k, v in params.items() if k not in OWN_KEYS}
     litellm_params_only.pop("model", None)

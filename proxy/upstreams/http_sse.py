@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from proxy.upstreams.base import FailureKind, UpstreamError
+from thinkstop.proxy.upstreams.base import FailureKind, UpstreamError
 
 
 class ClientPool:

@@ -13,9 +13,9 @@ from collections.abc import AsyncGenerator
 from types import ModuleType
 from typing import Any
 
-from proxy.tokens import TokenCounter
-from proxy.upstreams.base import Capabilities, FailureKind, UpstreamError
-from proxy.upstreams.chat_base import ChatUpstreamBase
+from thinkstop.proxy.upstreams.base import Capabilities, FailureKind, UpstreamError
+from thinkstop.proxy.upstreams.chat_base import ChatUpstreamBase
+from thinkstop.proxy.upstreams.tokens import TokenCounter
 
 
 def load_litellm() -> ModuleType:

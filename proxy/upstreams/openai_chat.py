@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from proxy.tokens import TokenCounter
-from proxy.upstreams.base import Capabilities
-from proxy.upstreams.chat_base import ChatUpstreamBase
-from proxy.upstreams.http_sse import make_client, post_json, stream_sse
+from thinkstop.proxy.upstreams.base import Capabilities
+from thinkstop.proxy.upstreams.chat_base import ChatUpstreamBase
+from thinkstop.proxy.upstreams.http_sse import make_client, post_json, stream_sse
+from thinkstop.proxy.upstreams.tokens import TokenCounter
 
 
 class OpenAIChatUpstream(ChatUpstreamBase):

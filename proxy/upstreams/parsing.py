@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.prompts import ANSWER_CLOSE
-from proxy.upstreams.base import Usage
+from thinkstop.proxy.upstreams.base import Usage
+from thinkstop.proxy.upstreams.prompts import ANSWER_CLOSE
 
 
 def _int(value: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from proxy.upstreams.base import Capabilities, Continuation
+from thinkstop.proxy.upstreams.base import Capabilities, Continuation
 
 PREFERENCE: Final[tuple[Continuation, ...]] = ("raw", "prefix", "prefill", "reask")
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from proxy import prompts
-from proxy.reasoning import Piece, ThinkSplitter
-from proxy.tokens import TokenCounter, default_counter
-from proxy.upstreams.base import (
+from thinkstop.proxy.upstreams import prompts
+from thinkstop.proxy.upstreams.base import (
     Capabilities,
     ChatRequest,
     Continuation,
@@ -23,10 +21,12 @@ from proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
-from proxy.upstreams.chunk_events import chunk_events
-from proxy.upstreams.http_sse import make_client, post_json, stream_sse
-from proxy.upstreams.parsing import completion_logprobs, parse_usage
-from proxy.upstreams.templates import Template, resolve_template
+from thinkstop.proxy.upstreams.chunk_events import chunk_events
+from thinkstop.proxy.upstreams.http_sse import make_client, post_json, stream_sse
+from thinkstop.proxy.upstreams.parsing import completion_logprobs, parse_usage
+from thinkstop.proxy.upstreams.templates import Template, resolve_template
+from thinkstop.proxy.upstreams.thinking import Piece, ThinkSplitter
+from thinkstop.proxy.upstreams.tokens import TokenCounter, default_counter
 
 TOP_LOGPROBS = 5
 # Chat-only request fields that a completions endpoint would reject.

@@ -1,4 +1,4 @@
-"""An in-process scripted :class:`~proxy.upstreams.base.Upstream` (one word = one token).
+"""An in-process scripted :class:`~thinkstop.proxy.upstreams.base.Upstream` (one word = one token).
 
 The model "thinks" ``reasoning_tokens`` words, then writes ``final``; a probe with k
 words of reasoning answers the last ``probe_answers`` entry whose start is <= k; a
@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-from proxy.upstreams.base import (
+from thinkstop.proxy.upstreams.base import (
     Capabilities,
     ChatRequest,
     Continuation,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cli import add_bench_parser
 from tests.fakes import VOCABULARY, FakeReasoningServer, Script, words
+from thinkstop.benchmarks.cli import add_bench_parser
 
 # The fake tells probes from main calls by finding its reasoning in the prompt, so the
 # reasoning must not start with a word the task prompts contain.

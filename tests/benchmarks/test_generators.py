@@ -3,12 +3,12 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.stats import pearson
-from benchmarks.tasks import load_items
-from benchmarks.tasks.counting import misleading_math, misleading_python
-from benchmarks.tasks.grades import features, grades_regression, population
-from benchmarks.tasks.paradoxes import famous_paradoxes
-from benchmarks.tasks.zebra_gen import zebra_generated
+from thinkstop.benchmarks.stats import pearson
+from thinkstop.benchmarks.tasks import load_items
+from thinkstop.benchmarks.tasks.counting import misleading_math, misleading_python
+from thinkstop.benchmarks.tasks.grades import features, grades_regression, population
+from thinkstop.benchmarks.tasks.paradoxes import famous_paradoxes
+from thinkstop.benchmarks.tasks.zebra_gen import zebra_generated
 
 
 @pytest.mark.parametrize("make", [misleading_math, misleading_python, famous_paradoxes])
@@ -97,7 +97,7 @@ def test_grades_items_shots_and_format():
 
 
 def test_grades_csv(tmp_path):
-    from benchmarks.tasks import Options
+    from thinkstop.benchmarks.tasks import Options
 
     rows = [
         "Student_ID,Study_Hours_Per_Day,Extracurricular_Hours_Per_Day,Sleep_Hours_Per_Day,"

@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
-from benchmarks import data
-from benchmarks.data import ZEBRA, DataError, resolve
-from benchmarks.tasks import Options, load_items
-from benchmarks.tasks.ai_risk import DIRECTION, ChoiceError, parse_question, parse_subset
-from benchmarks.tasks.zebra import load_puzzles
+from thinkstop.benchmarks import data
+from thinkstop.benchmarks.data import ZEBRA, DataError, resolve
+from thinkstop.benchmarks.tasks import Options, load_items
+from thinkstop.benchmarks.tasks.ai_risk import DIRECTION, ChoiceError, parse_question, parse_subset
+from thinkstop.benchmarks.tasks.zebra import load_puzzles
 
 
 def test_bbeh_zebra_has_200_puzzles_by_size(data_dir):

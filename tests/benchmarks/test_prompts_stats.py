@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from benchmarks.prompts import keyword, messages, native_params, system_prompt
-from benchmarks.stats import Estimate, mean_ci, pearson, rank_bins, trend
-from benchmarks.tasks.base import Item
+from thinkstop.benchmarks.prompts import keyword, messages, native_params, system_prompt
+from thinkstop.benchmarks.stats import Estimate, mean_ci, pearson, rank_bins, trend
+from thinkstop.benchmarks.tasks.base import Item
 
 
 def test_paper_prompts():

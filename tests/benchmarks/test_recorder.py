@@ -1,7 +1,7 @@
 import asyncio
 
-from benchmarks.recorder import RecordSettings, generate, record_trace
-from proxy.upstreams.base import ChatRequest
+from thinkstop.benchmarks.recorder import RecordSettings, generate, record_trace
+from thinkstop.proxy.upstreams.base import ChatRequest
 
 REQUEST = ChatRequest(model="scripted", messages=[{"role": "user", "content": "q"}])
 

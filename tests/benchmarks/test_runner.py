@@ -3,10 +3,10 @@ import json
 import subprocess
 import sys
 
-from benchmarks.cli import split_policies
-from benchmarks.config import BenchConfig
-from benchmarks.runner import run_units
-from benchmarks.tasks import load_items
+from thinkstop.benchmarks.cli import split_policies
+from thinkstop.benchmarks.config import BenchConfig
+from thinkstop.benchmarks.runner import run_units
+from thinkstop.benchmarks.tasks import load_items
 
 
 def _config(**kw):
@@ -66,8 +66,8 @@ def test_replay_rows_match_the_scripted_model(scripted, tmp_path):
 
 
 def test_live_runs_go_through_the_halting_loop(scripted, tmp_path):
-    from benchmarks.live import live_runner
-    from benchmarks.summary import summarize
+    from thinkstop.benchmarks.live import live_runner
+    from thinkstop.benchmarks.summary import summarize
 
     # cut at 21, snapped back over its last (maybe partial) word: 20 tokens, answer "2"
     config = _config(n=1, live=True, policies=("fixed:budget=21",))
@@ -101,8 +101,8 @@ def test_split_policies_keeps_spec_commas():
 
 def test_cli_module_imports_stay_light():
     code = (
-        "import sys, benchmarks.cli; "
-        "heavy = [m for m in ('litellm', 'matplotlib', 'tqdm', 'proxy.upstreams.factory') "
+        "import sys, thinkstop.benchmarks.cli; "
+        "heavy = [m for m in ('litellm', 'matplotlib', 'tqdm', 'thinkstop.proxy.upstreams.factory') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

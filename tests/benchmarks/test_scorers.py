@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.tasks.base import Item, score_item
+from thinkstop.benchmarks.tasks.base import Item, score_item
 
 OPEN = Item("x", "misleading_math", "p", "2", "open", "1")
 CHOICE = Item("y", "ai_risk:survival-instinct", "p", "B", "choice", "survival-instinct")

@@ -1,9 +1,9 @@
 import json
 
-from benchmarks.rows import make_row
-from benchmarks.store import JsonlStore
-from benchmarks.summary import summarize
-from benchmarks.tasks.base import Item
+from thinkstop.benchmarks.rows import make_row
+from thinkstop.benchmarks.store import JsonlStore
+from thinkstop.benchmarks.summary import summarize
+from thinkstop.benchmarks.tasks.base import Item
 
 
 def test_partial_last_line_is_dropped_and_trimmed(tmp_path):

@@ -1,8 +1,8 @@
 import itertools
 import random
 
-from benchmarks.tasks.zebra_gen import generate_puzzle
-from benchmarks.tasks.zebra_solver import Constraint, count_solutions, propagation_solves
+from thinkstop.benchmarks.tasks.zebra_gen import generate_puzzle
+from thinkstop.benchmarks.tasks.zebra_solver import Constraint, count_solutions, propagation_solves
 
 
 def _holds(c: Constraint, pos: list[int], n: int) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
-from proxy.upstreams.base import (
+from thinkstop.proxy.testing.script import Script
+from thinkstop.proxy.upstreams.base import (
     Capabilities,
     ChatRequest,
     Continuation,
@@ -19,7 +20,6 @@ from proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
-from tests.fakes.script import Script
 
 
 class MemoryUpstream:

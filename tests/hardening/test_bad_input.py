@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.app import create_app
-from proxy.config import parse_config
 from tests.fakes import FakeReasoningServer, Script, words
 from tests.fakes.memory_upstream import MemoryUpstream
 from tests.hardening.proxies import LoopProbe, config, running
 from tests.proxy.conftest import Proxy
+from thinkstop.proxy.config import parse_config
+from thinkstop.proxy.http.app import create_app
 
 PROMPT = [{"role": "user", "content": "q"}]
 LIMIT = 64 * 1024

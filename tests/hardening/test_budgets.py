@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from proxy.budgets import (
+from thinkstop.proxy.guard.budgets import (
     BudgetGuard,
     BudgetLimits,
     MemoryCounterStore,

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.orchestrator import HaltingRun
 from tests.fakes import FakeReasoningServer, FakeStats, Script, words
 from tests.hardening.proxies import LoopProbe
 from tests.proxy.conftest import Proxy
+from thinkstop.proxy.engine.run import HaltingRun
 
 PROMPT = [{"role": "user", "content": "How many apples?"}]
 

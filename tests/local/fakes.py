@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from proxy.local.engine import (
+from thinkstop.proxy.upstreams.local.engine import (
     Candidate,
     Completion,
     EvalStats,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local.adapter import LocalUpstream
-from proxy.local.engine import GREEDY, LocalEngine, Token
-from proxy.local.think import PROBE_SUFFIX, close_text
-from proxy.upstreams.base import ChatRequest, StreamEvent, Upstream, UpstreamError
-from proxy.upstreams.factory import UpstreamConfigError
+from thinkstop.proxy.upstreams.base import ChatRequest, StreamEvent, Upstream, UpstreamError
+from thinkstop.proxy.upstreams.factory import UpstreamConfigError
+from thinkstop.proxy.upstreams.local.adapter import LocalUpstream
+from thinkstop.proxy.upstreams.local.engine import GREEDY, LocalEngine, Token
+from thinkstop.proxy.upstreams.local.think import PROBE_SUFFIX, close_text
 
 pytestmark = pytest.mark.model
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local.engine import GREEDY, LocalEngine, Token
-from proxy.local.model_files import GEMMA3_PARTS
-from proxy.local.think import PREFILL, PROMPTED_SYSTEM
+from thinkstop.proxy.upstreams.local.engine import GREEDY, LocalEngine, Token
+from thinkstop.proxy.upstreams.local.model_files import GEMMA3_PARTS
+from thinkstop.proxy.upstreams.local.think import PREFILL, PROMPTED_SYSTEM
 
 pytestmark = pytest.mark.model
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local import model_files
-from proxy.local.model_files import (
+from thinkstop.proxy.upstreams.local import model_files
+from thinkstop.proxy.upstreams.local.model_files import (
     DEFAULT_MODEL_SIZE,
     ModelFilesError,
     PinnedParts,

@@ -19,10 +19,10 @@ TINY = {"model": "local/gemma3-270m", "n_ctx": 2048, "n_threads": 2, "temperatur
 
 @pytest.fixture(scope="module")
 def served(model_file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    from proxy.app import create_app
-    from proxy.config import parse_config
-    from proxy.upstreams.factory import build_upstream
     from tests.fakes import ServerThread
+    from thinkstop.proxy.config import parse_config
+    from thinkstop.proxy.http.app import create_app
+    from thinkstop.proxy.upstreams.factory import build_upstream
 
     config = parse_config({
         "model_list": [
@@ -97,7 +97,7 @@ async def test_cut_stream_counts_its_whole_rendered_prompt(
     client: Any, served: tuple[str, dict[str, Any]]
 ) -> None:
     """A halted main stream reports no usage: its prompt is counted from the template."""
-    from proxy.upstreams.base import ChatRequest
+    from thinkstop.proxy.upstreams.base import ChatRequest
 
     _, _, decision, usage = await stream_chat(client, "tiny-halt")
     upstream = served[1]["tiny-halt"]
@@ -113,7 +113,7 @@ async def test_unhalted_request_passes_the_models_own_output(
     client: Any, served: tuple[str, dict[str, Any]]
 ) -> None:
     """Probed but never halted: the client gets what the model alone writes (greedy)."""
-    from proxy.upstreams.base import ChatRequest
+    from thinkstop.proxy.upstreams.base import ChatRequest
 
     reasoning, content, decision, _ = await stream_chat(client, "tiny-free")
     assert decision["halted"] is False and decision["probes"] >= 1

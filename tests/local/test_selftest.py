@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.local.selftest import FIX, SelfTestError, run_selftest
+from tests.cli import THINKSTOP
+from thinkstop.proxy.upstreams.local.selftest import FIX, SelfTestError, run_selftest
 
 CRASH = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"]
 
@@ -80,7 +81,7 @@ def test_serve_with_a_crashing_engine_says_why_and_never_starts(
                       "{model: local/gemma3-270m}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.getcwd()])}
     done = subprocess.run(
-        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config), "--port", "0"],
+        [*THINKSTOP, "serve", "--config", str(config), "--port", "0"],
         capture_output=True, text=True, timeout=120, env=env, check=False,
     )
     assert done.returncode == 2, done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.local.think import (
+from thinkstop.proxy.upstreams.local.think import (
     PROMPTED_SYSTEM,
     ThinkSplitter,
     close_text,

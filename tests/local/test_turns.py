@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 import threading
 
-from proxy.local.engine import GREEDY, Prompt
-from proxy.local.turns import (
+from thinkstop.proxy.upstreams.base import StreamEvent
+from thinkstop.proxy.upstreams.local.engine import GREEDY, Prompt
+from thinkstop.proxy.upstreams.local.turns import (
     Preemption,
     Transcript,
     answer_turn,
     chat_turn,
     run_probe,
 )
-from proxy.upstreams.base import StreamEvent
 
 from .fakes import EOG, FakeEngine, as_engine, candidates
 

@@ -14,10 +14,10 @@ from typing import Any
 import openai
 import pytest
 
-from proxy.app import create_app
-from proxy.config import parse_config
-from proxy.upstreams.factory import build_upstream
 from tests.fakes import FakeReasoningServer, Script, ServerThread
+from thinkstop.proxy.config import parse_config
+from thinkstop.proxy.http.app import create_app
+from thinkstop.proxy.upstreams.factory import build_upstream
 
 MASTER_KEY = "sk-test-master-123"
 UPSTREAM_KEY = "sk-upstream-secret-456"

@@ -10,12 +10,12 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from proxy.orchestrator import HaltingRun, RunOptions
-from proxy.request_log import make_logger
-from proxy.upstreams.base import ChatRequest, ProbeResult, StreamEvent, UpstreamError
-from scheduler import Decision, GuardRails, Observation, create_policy
 from tests.fakes import Script, words
 from tests.fakes.memory_upstream import MemoryUpstream
+from thinkstop.proxy.engine.run import HaltingRun, RunOptions
+from thinkstop.proxy.observe.request_log import make_logger
+from thinkstop.proxy.upstreams.base import ChatRequest, ProbeResult, StreamEvent, UpstreamError
+from thinkstop.scheduler import Decision, GuardRails, Observation, create_policy
 
 REQUEST = ChatRequest("memory/model", [{"role": "user", "content": "q"}])
 

@@ -6,22 +6,22 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import yaml
 
-from proxy.serve_cli import port_problem, ready_banner
+from tests.cli import THINKSTOP
 from tests.fakes import FakeReasoningServer, Script, free_port, words
+from thinkstop.proxy.entrypoints.serve import port_problem, ready_banner
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
 def _serve(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "proxy.cli", "serve", *args], cwd=ROOT,
+    return subprocess.Popen([*THINKSTOP, "serve", *args], cwd=ROOT,
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, default_config, load_config, parse_config, with_gguf
-from proxy.reasoning import ThinkSplitter, split_delta
-from proxy.upstreams.base import Capabilities
-from proxy.upstreams.factory import UpstreamConfigError, build_upstream
-from proxy.upstreams.openai_chat import OpenAIChatUpstream
-from proxy.upstreams.parsing import chat_logprobs, completion_logprobs
-from proxy.upstreams.providers import capabilities_for, choose_continuation, hides_reasoning
-from proxy.upstreams.raw_completion import RawCompletionUpstream
+from thinkstop.proxy.config import ConfigError, default_config, load_config, parse_config, with_gguf
+from thinkstop.proxy.upstreams.base import Capabilities
+from thinkstop.proxy.upstreams.factory import UpstreamConfigError, build_upstream
+from thinkstop.proxy.upstreams.openai_chat import OpenAIChatUpstream
+from thinkstop.proxy.upstreams.parsing import chat_logprobs, completion_logprobs
+from thinkstop.proxy.upstreams.providers import (
+    capabilities_for,
+    choose_continuation,
+    hides_reasoning,
+)
+from thinkstop.proxy.upstreams.raw_completion import RawCompletionUpstream
+from thinkstop.proxy.upstreams.thinking import ThinkSplitter, split_delta
 
 
 def feed_all(splitter: ThinkSplitter, parts: list[str]) -> list[tuple[str, str]]:
@@ -132,13 +136,13 @@ def test_default_config_serves_the_local_model() -> None:
 
 
 def test_serve_cli_is_light_and_reports_bad_config(tmp_path: Path) -> None:
-    code = ("import sys, argparse; import proxy.serve_cli as s; "
+    code = ("import sys, argparse; import thinkstop.proxy.entrypoints.serve as s; "
             "assert 'fastapi' not in sys.modules and 'litellm' not in sys.modules; "
             "p = argparse.ArgumentParser(); sub = p.add_subparsers(); s.add_serve_parser(sub); "
             "a = p.parse_args(['serve', '--gguf', 'x.gguf']); "
             "assert (a.host, a.port, a.gguf, a.config) == ('127.0.0.1', 4000, 'x.gguf', None)")
     subprocess.run([sys.executable, "-c", code], check=True)
-    from proxy.serve_cli import run_serve
+    from thinkstop.proxy.entrypoints.serve import run_serve
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("model_list: []\n")

@@ -2,8 +2,8 @@
 
 from hypothesis import strategies as st
 
-from scheduler.answers import answers_match
-from scheduler.trace import Natural, Step, Trace
+from thinkstop.scheduler.answers import answers_match
+from thinkstop.scheduler.trace import Natural, Step, Trace
 
 ANSWERS = st.sampled_from(["2", "two", "3", "(A)", "B", None])
 

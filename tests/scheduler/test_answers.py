@@ -1,6 +1,6 @@
 import pytest
 
-from scheduler.answers import answer_kind, answers_match, extract_answer, normalize_answer
+from thinkstop.scheduler.answers import answer_kind, answers_match, extract_answer, normalize_answer
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,14 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.answers import normalize_answer
-from scheduler.policies import ConsistencyPolicy, PlateauPolicy, SequentialPolicy
-from scheduler.policy import Guarded, GuardRails
-from scheduler.registry import create_policy, parse_spec
-from scheduler.replay import replay_one
-from scheduler.signals import Observation
-from scheduler.trace import Trace
 from tests.scheduler.strategies import specs, traces
+from thinkstop.scheduler.answers import normalize_answer
+from thinkstop.scheduler.policies import ConsistencyPolicy, PlateauPolicy, SequentialPolicy
+from thinkstop.scheduler.policy import Guarded, GuardRails
+from thinkstop.scheduler.registry import create_policy, parse_spec
+from thinkstop.scheduler.replay import replay_one
+from thinkstop.scheduler.signals import Observation
+from thinkstop.scheduler.trace import Trace
 
 settings.register_profile("thinkstop", max_examples=150, deadline=None)
 settings.load_profile("thinkstop")

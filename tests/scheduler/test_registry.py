@@ -1,14 +1,14 @@
 import pytest
 
-from scheduler.policies import PlateauPolicy
-from scheduler.policy import GuardRails, Policy
-from scheduler.registry import (
+from thinkstop.scheduler.policies import PlateauPolicy
+from thinkstop.scheduler.policy import GuardRails, Policy
+from thinkstop.scheduler.registry import (
     PolicySpecError,
     create_policy,
     policy_names,
     register_policy,
 )
-from scheduler.signals import Observation, Signals
+from thinkstop.scheduler.signals import Observation, Signals
 
 
 def test_default_spec_builds_plateau() -> None:

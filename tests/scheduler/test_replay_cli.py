@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import main
+from thinkstop.proxy.entrypoints.cli import main
 
 DRIFT = Path(__file__).resolve().parents[2] / "benchmarks" / "traces" / "drift.jsonl"
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.signals import (
+from thinkstop.scheduler.signals import (
     Observation,
     SignalTracker,
     find_hedges,

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.registry import create_policy
-from scheduler.replay import natural_outcomes, replay, replay_one
-from scheduler.sweep import TraceBatch, evaluate, natural_outcome
-from scheduler.trace import TRACE_FORMAT, Trace, TraceError, parse_trace, parse_traces
 from tests.scheduler.strategies import specs, traces
+from thinkstop.scheduler.registry import create_policy
+from thinkstop.scheduler.replay import natural_outcomes, replay, replay_one
+from thinkstop.scheduler.sweep import TraceBatch, evaluate, natural_outcome
+from thinkstop.scheduler.trace import TRACE_FORMAT, Trace, TraceError, parse_trace, parse_traces
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,7 +102,7 @@ def test_committed_drift_set_shows_plateau_beating_fixed_budgets() -> None:
 @given(st.lists(traces(), min_size=1, max_size=6), specs())
 def test_scalar_feature_fallback_equals_replay(batch_traces: list[Trace], spec: str) -> None:
     """Batches with a huge answer vocabulary take the per-trace tracker path."""
-    from scheduler import sweep
+    from thinkstop.scheduler import sweep
 
     original = sweep._MAX_COLUMNS
     sweep._MAX_COLUMNS = 0

@@ -1,0 +1,458 @@
+"""The halting loop for one request, independent of HTTP (the benchmark reuses it).
+
+::
+
+    run = HaltingRun(upstream, request, policy, RunOptions(...))
+    await run.start()                 # opens the upstream: errors surface before output
+    async for delta in run.events():  # Delta("reasoning" | "content", text)
+        ...
+    run.result                        # RunResult: decision + accounting
+
+A pump task reads the upstream stream into a queue; probe completions land in the same
+queue, so a probe's verdict is acted on as soon as it arrives, between any two tokens, and
+the stream is never held up by a probe. On halt the upstream stream is closed at once and
+the continuation streams the model's own final answer from the truncated reasoning.
+
+Faults: opening the main stream is retried (``retries``) only for failures that are safe
+to retry and only before anything reached the client; a main stream that breaks during
+the reasoning becomes a halt (``reason: "upstream_error"``) whose continuation answers
+from the reasoning so far; probes that keep failing switch probing off for the request
+(``probes_unavailable``) while the ``max_tokens`` cut still holds. See
+:mod:`thinkstop.proxy.engine.continuation` for the continuation's fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from thinkstop.proxy.engine.accounting import RunResult
+from thinkstop.proxy.engine.continuation import ContinuationChain, fallback_chain
+from thinkstop.proxy.engine.probing import ProbeOutcome, ProbeRunner
+from thinkstop.proxy.upstreams.base import (
+    ChatRequest,
+    Continuation,
+    EventStream,
+    StreamEvent,
+    Upstream,
+    UpstreamError,
+)
+from thinkstop.scheduler import Guarded, Observation, extract_answer, is_hedging
+
+DeltaKind = Literal["reasoning", "content"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    kind: DeltaKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How one request is run (already merged from settings, model and request)."""
+
+    chunk_tokens: int = 64
+    probe_tokens: int = 16
+    probe_concurrency: int = 2
+    probe_timeout: float | None = None  # None: the upstream's estimate, else 10 s
+    continuation: Continuation | None = "reask"
+    enabled: bool = True
+    hidden_reasoning: bool = False
+    answer_tokens: int = 4096  # answer allowance on top of max_tokens for hidden reasoning
+    drain_timeout: float = 2.0
+    retries: int = 0  # retries of the main stream's opening (connect errors, 502/503/504)
+    retry_backoff: float = 0.25  # seconds, doubled on each retry
+    probe_failure_limit: int = 3  # consecutive probe failures that switch probing off
+    fallbacks: tuple[Continuation, ...] = ()  # other strategies to try if one fails
+    rerun: bool = True  # last resort after every strategy failed
+    cap_reason: str = "max_tokens"  # "budget_cap" when a budget set the max_tokens cut
+    budget_cap: int | None = None
+
+
+class _End:
+    pass
+
+
+_END = _End()
+_PROBE = object()
+
+
+def _effort(budget: int) -> str:
+    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+
+class HaltingRun:
+    """One request's main stream, probes, halt and continuation."""
+
+    def __init__(self, upstream: Upstream, request: ChatRequest, policy: Guarded,
+                 options: RunOptions, *, log: Any = None) -> None:
+        self.upstream = upstream
+        self.request = request
+        self.policy = policy
+        self.options = options
+        self.log = log
+        self.hidden = options.enabled and (
+            options.hidden_reasoning or upstream.capabilities.hides_reasoning
+        )
+        self.probing = options.enabled and not self.hidden and policy.needs_probes
+        self.result = RunResult(policy=policy.spec(), enabled=options.enabled,
+                                chunk_tokens=options.chunk_tokens, max_tokens=policy.max_tokens,
+                                budget_cap=options.budget_cap)
+        if not options.enabled:
+            self.result.reason = "disabled"
+        elif self.hidden:
+            self.result.reason = "hidden_reasoning"
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._probes = ProbeRunner(
+            upstream, request, max_tokens=options.probe_tokens,
+            max_in_flight=options.probe_concurrency, timeout=options.probe_timeout,
+            notify=lambda: self._queue.put_nowait(_PROBE), log=log,
+            failure_limit=options.probe_failure_limit,
+        )
+        self._stream: EventStream | None = None
+        self._continuation: AsyncGenerator[StreamEvent, None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._first: StreamEvent | None = None
+        self._reasoning: list[str] = []  # released: streamed, probed, continued from
+        self._tail = ""  # reasoning after its last word boundary, held back (see _release)
+        self._after_halt = ""  # the first reasoning text that arrived after the halt
+        self._chunk_text: list[str] = []
+        self._next_boundary = options.chunk_tokens
+        self._thinking_done = False
+        self._halt_reason: str | None = None
+        self.started_at = time.perf_counter()
+        self.halted_at: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def _main_request(self) -> ChatRequest:
+        if not self.hidden or self.policy.max_tokens is None:
+            return self.request
+        params = dict(self.request.params)
+        if "max_completion_tokens" not in params:
+            answer = params.pop("max_tokens", None) or self.options.answer_tokens
+            params["max_completion_tokens"] = self.policy.max_tokens + int(answer)
+        params.setdefault("reasoning_effort", _effort(self.policy.max_tokens))
+        return ChatRequest(self.request.model, self.request.messages, params)
+
+    async def start(self) -> None:
+        """Open the upstream stream and read its first event (errors raise here).
+
+        Nothing has reached the client yet, so a failure that is safe to retry (no
+        connection; 502/503/504) is retried up to ``options.retries`` times.
+        """
+        self.result.main.prompt_estimate = prompt_tokens(self.upstream, self.request)
+        attempt = 0
+        while True:
+            self._stream = self.upstream.stream(self._main_request())
+            try:
+                self._first = await anext(self._stream)
+                return
+            except StopAsyncIteration:
+                self._first = None
+                return
+            except UpstreamError as exc:
+                await self._stream.aclose()
+                if not exc.retryable or attempt >= self.options.retries:
+                    await self.aclose()
+                    raise
+                attempt += 1
+                self.result.retries = attempt
+                if self.log is not None:
+                    self.log.warning("upstream_retry", attempt=attempt, kind=exc.kind,
+                                     status=exc.status_code)
+                await asyncio.sleep(self.options.retry_backoff * 2 ** (attempt - 1))
+            except BaseException:
+                await self.aclose()
+                raise
+
+    async def aclose(self) -> None:
+        """Close everything this run opened (safe to call twice, and on disconnect)."""
+        await self._probes.close()
+        await self._stop_main()
+        if self._continuation is not None:
+            await self._continuation.aclose()
+
+    async def _stop_main(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            await asyncio.wait([self._pump])
+        if self._stream is not None:
+            await self._stream.aclose()
+
+    async def _run_pump(self) -> None:
+        assert self._stream is not None
+        try:
+            async for event in self._stream:
+                self._queue.put_nowait(event)
+        except Exception as exc:  # handed to the loop, which raises it to the caller
+            self._queue.put_nowait(exc)
+            return
+        self._queue.put_nowait(_END)
+
+    # -- the loop ---------------------------------------------------------------------
+    async def events(self) -> AsyncGenerator[Delta, None]:
+        """Reasoning and answer deltas for the client; ``result`` is final afterwards."""
+        if self._stream is None:
+            raise RuntimeError("call start() first")
+        if self._first is not None:
+            self._queue.put_nowait(self._first)
+            self._pump = asyncio.ensure_future(self._run_pump())
+        else:
+            self._queue.put_nowait(_END)
+        ended = False
+        while not ended and self._halt_reason is None:
+            items = [await self._queue.get()]
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            out: list[Delta] = []
+            failure: Exception | None = None
+            for item in items:
+                if item is _END:
+                    ended = True
+                elif item is _PROBE:
+                    self._observe(self._probes.ready())
+                elif isinstance(item, Exception):
+                    failure = item  # the pump stops after an error: nothing follows it
+                elif isinstance(item, StreamEvent):
+                    self._handle(item, out)
+            if ended and self._halt_reason is None:
+                self._release("", out, final=True)  # the model ended its thinking itself
+            for delta in _coalesce(out):
+                yield delta  # what arrived before a failure still reaches the client
+            if failure is not None:
+                self._fail(failure)
+        if self._halt_reason is not None:
+            async for delta in self._halt():
+                yield delta
+        await self._probes.drain(self.options.drain_timeout)
+        self._finish_accounting()
+
+    def _fail(self, failure: Exception) -> None:
+        """A broken main stream: answer from the reasoning so far where that is possible.
+
+        Possible while the run is monitored, the model is still reasoning (no answer text
+        was sent), some reasoning arrived, and a continuation exists; otherwise re-raise,
+        and the client gets the error (in-band when streaming).
+        """
+        forcible = (
+            isinstance(failure, UpstreamError)
+            and self.options.enabled and not self.hidden and not self._thinking_done
+            and self._halt_reason is None and self.result.main.reasoning > 0
+            and self.options.continuation is not None
+        )
+        if not forcible:
+            raise failure
+        assert isinstance(failure, UpstreamError)
+        self.result.faults.append("main_stream_failed")
+        if self.log is not None:
+            self.log.warning("main_stream_failed", kind=failure.kind,
+                             error=failure.message[:200],
+                             reasoning_tokens=self.result.main.reasoning)
+        self._halt_reason = "upstream_error"
+
+    def _handle(self, event: StreamEvent, out: list[Delta]) -> None:
+        main = self.result.main
+        if event.kind == "reasoning":
+            tokens = event.tokens if event.tokens is not None else self.upstream.count_tokens(
+                event.text)
+            if self._halt_reason is not None:
+                # Generated after the halt (queued behind it): spent, so counted, but
+                # neither streamed nor given to the continuation, so max_tokens holds.
+                main.discarded += tokens
+                self._after_halt = self._after_halt or event.text
+                return
+            main.reasoning += tokens
+            self._release(event.text, out)
+            self._at_boundary()
+        elif event.kind == "content":
+            if self._halt_reason is not None:
+                return  # the model's own answer raced the halt; the continuation wins
+            self._release("", out, final=True)
+            self._thinking_done = True
+            main.content += event.tokens if event.tokens is not None else (
+                self.upstream.count_tokens(event.text))
+            out.append(Delta("content", event.text))
+        elif event.kind == "usage" and event.usage is not None:
+            main.exact = event.usage
+        elif event.kind == "finish" and event.finish_reason:
+            self.result.finish_reason = event.finish_reason
+
+    def _release(self, text: str, out: list[Delta], *, final: bool = False) -> None:
+        """Stream reasoning up to its last word boundary and hold back the rest.
+
+        A halt then never splits a number or a word ("Total sheep = 1" of "17"): what the
+        client saw, what the probes read and what the continuation continues from all end
+        at whole words. The held tail is released when the next whitespace arrives, when
+        the reasoning ends by itself, or once it is longer than any word (``_MAX_WORD``).
+        """
+        tail = self._tail + text
+        cut = len(tail) if final or len(tail) > _MAX_WORD else _word_end(tail)
+        ready, self._tail = tail[:cut], tail[cut:]
+        if ready:
+            self._reasoning.append(ready)
+            self._chunk_text.append(ready)
+            out.append(Delta("reasoning", ready))
+
+    def _snap(self) -> str:
+        """At a halt: drop the held partial word, unless what the upstream had already
+        sent after it (now discarded) shows that the word was complete; returns the
+        reasoning still to stream (the kept word, or nothing)."""
+        kept = ""
+        if not self._tail:
+            return kept
+        following = self._after_halt
+        # Whitespace next, or closing punctuation last, shows the word was complete
+        # (a point or comma after a digit may still be inside a number: "1." of "1.5").
+        closed = self._tail[-1] in _WORD_CLOSERS and not (
+            self._tail[-1] in ".," and self._tail[-2:-1].isdigit())
+        if following[:1].isspace() or closed:
+            kept = self._tail  # the word ended there: keep it
+            self._reasoning.append(kept)
+        else:
+            dropped = self.upstream.count_tokens(self._tail)
+            dropped = min(dropped, self.result.main.reasoning)
+            self.result.main.reasoning -= dropped
+            self.result.main.discarded += dropped
+            self.result.cut_snapped_tokens = dropped
+        self._tail = ""
+        return kept
+
+    def _at_boundary(self) -> None:
+        tokens = self.result.main.reasoning
+        if not self.options.enabled or self._thinking_done or self._halt_reason is not None:
+            return
+        if not self.hidden and self.policy.over_budget(tokens):
+            self._halt_reason = self.options.cap_reason
+            return
+        if not self.probing or tokens < self._next_boundary or self._probes.unavailable:
+            return
+        step = self.options.chunk_tokens
+        self._next_boundary = (tokens // step + 1) * step
+        chunk = "".join(self._chunk_text)
+        self._chunk_text.clear()
+        rails = self.policy.rails
+        if rails.max_probes is not None and (
+            self.policy.probes + self._probes.in_flight >= rails.max_probes
+        ):
+            return
+        if self.policy.wants_probe(tokens):
+            self._probes.launch(tokens, "".join(self._reasoning), is_hedging(chunk))
+
+    def _observe(self, outcomes: list[ProbeOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.result is None or self._thinking_done or self._halt_reason is not None:
+                continue
+            answer = extract_answer(outcome.result.text, whole_text_fallback=True)
+            decision = self.policy.observe(Observation(
+                tokens=outcome.tokens,
+                answer=answer,
+                logprob=outcome.result.logprob,
+                alternatives=outcome.result.alternatives,
+                probe_tokens=outcome.result.usage.completion_tokens,
+                hedged=outcome.hedged,
+            ))
+            self.result.probes_observed += 1
+            if decision.signals is not None:
+                self.result.signals = decision.signals.as_dict()
+            if decision.halt:
+                reason = decision.reason
+                self._halt_reason = self.options.cap_reason if reason == "max_tokens" else reason
+
+    async def _halt(self) -> AsyncGenerator[Delta, None]:
+        """Close the main stream now, then stream the continuation's answer."""
+        self.halted_at = time.perf_counter()
+        self.result.halted = True
+        self.result.reason = self._halt_reason or "halt"
+        self.result.upstream_closed_early = self._halt_reason != "upstream_error"
+        await self._stop_main()
+        # Reasoning still queued arrived after the halt point: counted as discarded only.
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, StreamEvent) and item.kind == "reasoning":
+                self._handle(item, [])
+        kept = self._snap()
+        if kept:
+            yield Delta("reasoning", kept)
+        strategy = self.options.continuation
+        self.result.strategy = strategy
+        if strategy is None:
+            self.result.finish_reason = "length"
+            return
+        chain = ContinuationChain(
+            self.upstream, self.request, self._main_request(), self.result,
+            strategies=fallback_chain(strategy, self.options.fallbacks,
+                                      rerun=self.options.rerun),
+            budget=self.policy.max_tokens, log=self.log,
+        )
+        prompt = self.result.main.prompt_estimate + self.result.main.reasoning
+        self._continuation = chain.events("".join(self._reasoning), prompt)
+        try:
+            async for event in self._continuation:
+                yield Delta("reasoning" if event.kind == "reasoning" else "content", event.text)
+        finally:
+            await self._continuation.aclose()
+
+    def _finish_accounting(self) -> None:
+        probes = self._probes
+        self.result.probe_usage = probes.usage
+        self.result.probes = probes.launched
+        self.result.probes_failed = probes.failed
+        self.result.probes_skipped = probes.skipped
+        self.result.probes_unavailable = probes.unavailable or (
+            probes.launched > 0 and probes.failed == probes.launched)
+        if self.result.probes_unavailable:
+            self.result.faults.append("probes_unavailable")
+
+    async def collect(self) -> tuple[str, str]:
+        """Run to the end; return (reasoning, answer) text. For non-streaming callers."""
+        reasoning: list[str] = []
+        content: list[str] = []
+        async for delta in self.events():
+            (reasoning if delta.kind == "reasoning" else content).append(delta.text)
+        return "".join(reasoning), "".join(content)
+
+
+def prompt_tokens(upstream: Upstream, request: ChatRequest) -> int:
+    """The main call's prompt size, used when a cut stream never reports its usage.
+
+    Upstreams that can render their real prompt (template and system turns included)
+    offer ``count_prompt_tokens``; otherwise the messages' text is counted.
+    """
+    exact = getattr(upstream, "count_prompt_tokens", None)
+    if callable(exact):
+        return int(exact(request))
+    text = "\n".join(str(m.get("content") or "") for m in request.messages)
+    return upstream.count_tokens(text)
+
+
+_WORD_CLOSERS = frozenset(".,;:!?)]}\"'")
+_MAX_WORD = 48  # characters: a tail longer than this is no word, so it is not held back
+
+
+def _word_end(text: str) -> int:
+    """Length of ``text`` before its last whitespace (0 when it has none).
+
+    The whitespace goes with the word after it, as tokenizers with leading-space tokens
+    (" 17") write it, so a dropped partial word takes its own space along.
+    """
+    for i in range(len(text) - 1, -1, -1):
+        if text[i].isspace():
+            return i
+    return 0
+
+
+def _coalesce(deltas: list[Delta]) -> list[Delta]:
+    """Merge neighbours of the same kind (fewer, larger chunks when the loop is behind)."""
+    if len(deltas) < 2:
+        return deltas
+    merged: list[Delta] = []
+    for delta in deltas:
+        if merged and merged[-1].kind == delta.kind:
+            merged[-1] = Delta(delta.kind, merged[-1].text + delta.text)
+        else:
+            merged.append(delta)
+    return merged

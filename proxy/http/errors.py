@@ -1,0 +1,139 @@
+"""OpenAI-shaped errors: ``{"error": {"message", "type", "code", "param"}}``, right status.
+
+- 400 ``invalid_request_error``: bad JSON, unsupported features (``n > 1``, tools), the
+  upstream rejecting the request as malformed (passed on).
+- 401 ``authentication_error``: missing or unknown key when keys are configured.
+- 404 ``not_found_error``: unknown model or route.
+- 413 ``invalid_request_error``: body over ``general_settings.max_request_bytes``.
+- 422 ``invalid_request_error``: a body that does not match the schema, a bad policy spec
+  or ``thinkstop`` override (the message names the field and lists the valid choices).
+- 429 ``rate_limit_error``: a token budget window is spent (``Retry-After`` set), or the
+  upstream rate-limited us (passed on).
+- 502 ``upstream_error``: the upstream failed, refused the connection, or rejected
+  thinkstop's own credentials; 504 ``upstream_timeout``: it did not answer in time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from thinkstop.proxy.config import RequestOverride
+from thinkstop.proxy.upstreams.base import UpstreamError
+
+
+class ProxyError(Exception):
+    """An error the proxy answers with; ``code`` is a short machine-readable string."""
+
+    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.code, self.param)
+
+
+def error_body(message: str, type_: str, code: str | None = None,
+               param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "code": code, "param": param}}
+
+
+# Upstream statuses that are the caller's fault (the request itself): passed on as they are.
+CALLER_FAULT = frozenset({400, 413, 422})
+
+
+def upstream_failure(exc: UpstreamError, message: str | None = None) -> ProxyError:
+    """The client-facing error for an upstream failure before any byte was sent.
+
+    The upstream's 400/413/422 (the request itself was bad, e.g. too long a context) and
+    429 (rate limited) pass on with their status; its 401/403 mean thinkstop's own
+    upstream credentials are wrong, which is no fault of the caller: 502, as for every
+    other failure; no reply in time: 504. ``message`` replaces the (redacted) text.
+    """
+    text = message or exc.message
+    status = exc.status_code
+    if exc.kind == "timeout" or status in (408, 504):
+        return ProxyError(504, text, type_="upstream_error", code="upstream_timeout")
+    if exc.kind == "connect":
+        return ProxyError(502, text, type_="upstream_error", code="upstream_unreachable")
+    if status in CALLER_FAULT:
+        return ProxyError(status, text, code="upstream_rejected_request")
+    if status == 429:
+        headers = None if exc.retry_after is None else {
+            "Retry-After": str(max(1, round(exc.retry_after)))}
+        return ProxyError(429, text, type_="rate_limit_error", code="upstream_rate_limited",
+                          headers=headers)
+    if status in (401, 403):
+        return ProxyError(502, text, type_="upstream_error", code="upstream_auth_failed")
+    return ProxyError(502, text, type_="upstream_error", code="upstream_error")
+
+
+def _extra_field_hint(error: Any, loc: list[str]) -> str:
+    """For an unknown field, the fields that are valid there."""
+    if error.get("type") != "extra_forbidden" or not loc or loc[0] != "thinkstop":
+        return ""
+    return f" (valid thinkstop fields: {', '.join(RequestOverride.model_fields)})"
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[bool, str, str | None]:
+    """(is_bad_json, message, param)."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return True, "request body is not valid JSON", None
+    parts = []
+    param = None
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        param = param or (".".join(loc) or None)
+        parts.append(f"{'.'.join(loc) or 'body'}: {e.get('msg')}{_extra_field_hint(e, loc)}")
+    return False, "; ".join(parts) or "invalid request", param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error the app can raise OpenAI-shaped."""
+
+    async def proxy_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProxyError)
+        headers = dict(exc.headers or {})
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers or None)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        bad_json, message, param = _validation_message(exc)
+        if bad_json:
+            return JSONResponse(error_body(message, "invalid_request_error", "invalid_json"),
+                                status_code=400)
+        return JSONResponse(
+            error_body(message, "invalid_request_error", "validation_error", param),
+            status_code=422,
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(str(exc.detail), type_, str(exc.status_code)),
+                            status_code=exc.status_code)
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not a client or upstream fault: say so in the usual shape, nothing more
+        # (the exception itself goes to the server log, never to the client).
+        return JSONResponse(error_body("internal error in thinkstop", "server_error",
+                                       "internal_error"), status_code=500)
+
+    app.add_exception_handler(ProxyError, proxy_error)
+    app.add_exception_handler(Exception, internal_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
