@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from thinkstop.benchmarks.tasks.base import Item
+from thinkstop.proxy.upstreams.providers import hides_reasoning, is_anthropic, reasoning_effort
 
 SYSTEM: Final = (
     "You are a helpful AI assistant that analyzes problems carefully and provides accurate answers."
@@ -75,42 +76,26 @@ def messages(item: Item, budget: int | None, *, cautioned: bool = False) -> list
 
 def provider(model: str) -> str:
     """``anthropic``, ``openai-reasoning`` (o-series, gpt-5) or ``other``."""
-    name = model.lower()
-    if name.startswith(("anthropic/", "claude", "bedrock/anthropic", "vertex_ai/claude")):
+    if is_anthropic(model):
         return "anthropic"
-    base = name.split("/", 1)[1] if name.startswith("openai/") else name
-    if "/" not in base and base.startswith(("o1", "o3", "o4", "gpt-5")):
-        return "openai-reasoning"
-    return "other"
-
-
-def effort(budget: int) -> str:
-    """OpenAI reasoning effort for a budget: the paper maps 1024/4096/8192 to low/medium/high."""
-    if budget <= 2048:
-        return "low"
-    if budget <= 6144:
-        return "medium"
-    return "high"
+    return "openai-reasoning" if hides_reasoning(model) else "other"
 
 
 def native_params(model: str, budget: int | None, answer_margin: int = 10_000) -> dict[str, Any]:
     """Request fields for the provider's own budget control (empty when it has none).
 
     Anthropic: ``thinking.budget_tokens`` = B (at least its minimum of 1024) with
-    ``max_tokens`` = B + 10000 as in the paper; budget 0 sends no thinking block.
-    OpenAI reasoning models: ``reasoning_effort`` (they cannot switch reasoning off, so
-    budget 0 asks for the lowest effort).
+    ``max_tokens`` = B + 10000 as in the paper; budget 0 and natural thinking send no
+    thinking block. OpenAI reasoning models: ``reasoning_effort`` (they cannot switch
+    reasoning off, so budget 0 asks for the lowest effort, and natural thinking for the
+    highest).
     """
     kind = provider(model)
-    if budget is None:
-        return {}
-    if kind == "anthropic":
-        if budget == 0:
-            return {}
+    if kind == "openai-reasoning":
+        return {"reasoning_effort": reasoning_effort(budget)}
+    if kind == "anthropic" and budget:
         return {
             "thinking": {"type": "enabled", "budget_tokens": max(budget, 1024)},
             "max_tokens": max(budget, 1024) + answer_margin,
         }
-    if kind == "openai-reasoning":
-        return {"reasoning_effort": effort(budget)}
     return {}

@@ -21,12 +21,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from thinkstop.scheduler import PolicySpecError, create_policy
+from thinkstop.scheduler import DEFAULT_POLICY, PolicySpecError, create_policy
 
 DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
 DEFAULT_LOCAL_NAME = "thinkstop-local"
@@ -37,6 +45,10 @@ ContinuationChoice = Literal["auto", "raw", "prefix", "prefill", "reask"]
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the field."""
+
+
+def _policy_field(cls: type, value: str | None) -> str | None:
+    return _check_policy(value)
 
 
 def _check_policy(spec: str | None) -> str | None:
@@ -71,12 +83,15 @@ class ThinkstopOptions(BaseModel):
     enabled: bool | None = Field(default=None, description="false: pass the upstream through")
     stream_reasoning: bool | None = Field(default=None, description="false: hide reasoning")
 
-    @field_validator("policy")
-    @classmethod
-    def _valid_policy(cls, value: str | None) -> str | None:
-        return _check_policy(value)
+    _valid_policy = field_validator("policy")(_policy_field)
 
-    def merged(self, *others: ThinkstopOptions | None) -> ThinkstopOptions:
+    def run_fields(self) -> dict[str, Any]:
+        """The halting run's settings that are set here; :class:`RunOptions` defaults
+        the rest (one home for those defaults)."""
+        names = ("chunk_tokens", "probe_tokens", "probe_concurrency", "probe_timeout")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def merged(self, *others: BaseModel | None) -> ThinkstopOptions:
         """These options overridden by each of ``others`` in turn (set fields only)."""
         data = self.model_dump()
         for other in others:
@@ -85,36 +100,34 @@ class ThinkstopOptions(BaseModel):
         return ThinkstopOptions.model_validate(data)
 
 
-class RequestOverride(BaseModel):
-    """What a client may set per request (``extra_body={"thinkstop": {...}}``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    policy: str | None = None
-    chunk_tokens: int | None = Field(default=None, gt=0)
-    min_tokens: int | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_probes: int | None = Field(default=None, ge=0)
-    enabled: bool | None = None
-    stream_reasoning: bool | None = None
-
-    @field_validator("policy")
-    @classmethod
-    def _valid_policy(cls, value: str | None) -> str | None:
-        return _check_policy(value)
-
-    def as_options(self) -> ThinkstopOptions:
-        return ThinkstopOptions.model_validate(self.model_dump(exclude_none=True))
+# The options a client may set per request (``extra_body={"thinkstop": {...}}``); the
+# others (probe sizing, timeouts, continuation) are the operator's.
+REQUEST_FIELDS: Final = ("policy", "chunk_tokens", "min_tokens", "max_tokens", "max_probes",
+                         "enabled", "stream_reasoning")
 
 
+def _request_model() -> type[BaseModel]:
+    """:class:`ThinkstopOptions` restricted to ``REQUEST_FIELDS``: the same field
+    definitions (one home), and pydantic's own error for any other field."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in ThinkstopOptions.model_fields.items()
+        if name in REQUEST_FIELDS
+    }
+    return create_model(
+        "RequestOptions", __config__=ConfigDict(extra="forbid"),
+        __validators__={"_valid_policy": field_validator("policy")(_policy_field)},
+        **fields,
+    )
+
+
+RequestOptions = _request_model()
+
+
+# Only what the halting run itself does not default (see RunOptions for the rest).
 DEFAULTS = ThinkstopOptions(
-    policy="plateau",
-    chunk_tokens=64,
+    policy=DEFAULT_POLICY,
     min_tokens=0,
     max_tokens=16384,
-    probe_tokens=16,
-    probe_concurrency=2,
-    probe_timeout=None,  # the upstream's own estimate (in-process models), else 10 s
     continuation="auto",
     enabled=True,
     stream_reasoning=True,
@@ -186,10 +199,6 @@ class GeneralSettings(BaseModel):
             keys.add(client.key)
         return self
 
-    @property
-    def auth_required(self) -> bool:
-        return bool(self.master_key or self.client_keys)
-
 
 class ProxyConfig(BaseModel):
     """The whole file."""
@@ -212,7 +221,7 @@ class ProxyConfig(BaseModel):
     def model(self, name: str) -> ModelEntry | None:
         return next((m for m in self.model_list if m.model_name == name), None)
 
-    def options_for(self, entry: ModelEntry, override: ThinkstopOptions | None = None
+    def options_for(self, entry: ModelEntry, override: BaseModel | None = None
                     ) -> ThinkstopOptions:
         """Defaults < thinkstop_settings < the model's block < the request's override."""
         return DEFAULTS.merged(self.thinkstop_settings, entry.thinkstop, override)

@@ -134,8 +134,3 @@ def create_policy(spec: str | PolicySpec, rails: GuardRails | None = None) -> Gu
         raise PolicySpecError(f"{parsed.name}: {exc}") from None
     return Guarded(policy=policy, rails=guard)
 
-
-def validate_spec(spec: str) -> str:
-    """Raise :class:`PolicySpecError` for a bad spec; return it unchanged otherwise."""
-    create_policy(spec)
-    return spec

@@ -2,8 +2,9 @@
 
 Run::
 
-    python -m thinkstop.benchmarks.perf.local_model                    # the default 1.5B model
-    python -m thinkstop.benchmarks.perf.local_model --model local/gemma3-270m --max-tokens 128  # quick
+    python -m thinkstop.benchmarks.perf.local_model          # the default 1.5B model
+    python -m thinkstop.benchmarks.perf.local_model --model local/gemma3-270m \
+        --max-tokens 128                                      # quick
 
 Reports (medians where repeated; the machine may be shared, so compare figures from one
 run only):
@@ -31,7 +32,7 @@ from typing import Any
 from thinkstop.proxy.upstreams.base import ChatRequest, StreamEvent
 from thinkstop.proxy.upstreams.local.adapter import DEFAULT_MODEL, LocalUpstream
 from thinkstop.proxy.upstreams.local.engine import GREEDY, Token
-from thinkstop.proxy.upstreams.local.think import PROBE_SUFFIX, close_text
+from thinkstop.proxy.upstreams.prompts import probe_suffix
 
 QUESTIONS = [
     # The paper's misleading-math item: the right answer (2) comes early, then drifts.
@@ -87,7 +88,7 @@ async def measure_probe(up: LocalUpstream, reasoning_tokens: int, repeats: int) 
                                              temperature=0)))
     reasoning = "".join(e.text for e in events if e.kind == "reasoning")
     context = up._context(request, reasoning)  # what the cache holds when the stream pauses
-    suffix = engine.tokenize(close_text(reasoning, PROBE_SUFFIX), special=True)
+    suffix = engine.tokenize(probe_suffix(reasoning), special=True)
     rows: dict[str, list[tuple[float, int, str]]] = {"reuse": [], "no_reuse": []}
     for _ in range(repeats):
         await asyncio.to_thread(engine.generate, context, max_tokens=1, sampling=GREEDY,

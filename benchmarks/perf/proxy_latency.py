@@ -11,9 +11,10 @@ Three paths, interleaved, each over real loopback HTTP, each server in its own p
 Reports medians of time to first token (TTFT, on short streams) and total time for a
 ``--tokens``-token reasoning stream, and the ratios, all measured in one run.
 
-Run from the repository root (the fake server lives in ``tests/fakes``)::
+Run (the fake server is :mod:`thinkstop.proxy.testing`)::
 
-    python -m thinkstop.benchmarks.perf.proxy_latency [--tokens 2000] [--token-delay 0.001] [--repeats 7]
+    python -m thinkstop.benchmarks.perf.proxy_latency [--tokens 2000] \
+        [--token-delay 0.001] [--repeats 7]
 """
 
 from __future__ import annotations

@@ -61,7 +61,6 @@ class ProbeRunner:
         self.launched = 0
         self.failed = 0
         self.skipped = 0
-        self.cancelled = 0
         self.usage = Usage()
         self.failure_limit = max(1, failure_limit)
         self.failures_in_a_row = 0
@@ -121,7 +120,6 @@ class ProbeRunner:
     def _done(self, seq: int, task: asyncio.Task[ProbeOutcome]) -> None:
         self._tasks.pop(seq, None)
         if task.cancelled():
-            self.cancelled += 1
             self._finished[seq] = ProbeOutcome(seq, 0, False, None)
         else:
             self._finished[seq] = task.result()

@@ -24,7 +24,6 @@ from the reasoning so far; probes that keep failing switch probing off for the r
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +39,8 @@ from thinkstop.proxy.upstreams.base import (
     Upstream,
     UpstreamError,
 )
+from thinkstop.proxy.upstreams.providers import reasoning_effort
+from thinkstop.proxy.upstreams.thinking import message_text
 from thinkstop.scheduler import Guarded, Observation, extract_answer, is_hedging
 
 DeltaKind = Literal["reasoning", "content"]
@@ -81,10 +82,6 @@ _END = _End()
 _PROBE = object()
 
 
-def _effort(budget: int) -> str:
-    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
-
-
 class HaltingRun:
     """One request's main stream, probes, halt and continuation."""
 
@@ -124,8 +121,6 @@ class HaltingRun:
         self._next_boundary = options.chunk_tokens
         self._thinking_done = False
         self._halt_reason: str | None = None
-        self.started_at = time.perf_counter()
-        self.halted_at: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def _main_request(self) -> ChatRequest:
@@ -135,7 +130,7 @@ class HaltingRun:
         if "max_completion_tokens" not in params:
             answer = params.pop("max_tokens", None) or self.options.answer_tokens
             params["max_completion_tokens"] = self.policy.max_tokens + int(answer)
-        params.setdefault("reasoning_effort", _effort(self.policy.max_tokens))
+        params.setdefault("reasoning_effort", reasoning_effort(self.policy.max_tokens))
         return ChatRequest(self.request.model, self.request.messages, params)
 
     async def start(self) -> None:
@@ -364,7 +359,6 @@ class HaltingRun:
 
     async def _halt(self) -> AsyncGenerator[Delta, None]:
         """Close the main stream now, then stream the continuation's answer."""
-        self.halted_at = time.perf_counter()
         self.result.halted = True
         self.result.reason = self._halt_reason or "halt"
         self.result.upstream_closed_early = self._halt_reason != "upstream_error"
@@ -425,7 +419,7 @@ def prompt_tokens(upstream: Upstream, request: ChatRequest) -> int:
     exact = getattr(upstream, "count_prompt_tokens", None)
     if callable(exact):
         return int(exact(request))
-    text = "\n".join(str(m.get("content") or "") for m in request.messages)
+    text = "\n".join(message_text(m.get("content")) for m in request.messages)
     return upstream.count_tokens(text)
 
 

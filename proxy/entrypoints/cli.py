@@ -1,7 +1,12 @@
-"""The ``thinkstop`` command: ``serve``, ``replay`` and ``bench``.
+"""The ``thinkstop`` command.
 
-Each subcommand's options live next to the code that runs it; heavy modules (litellm,
-llama.cpp, matplotlib) are imported only when their subcommand runs.
+Subcommands are plugins: each package that offers one registers a function that adds its
+parser, under the ``thinkstop.commands`` entry-point group (see pyproject.toml), the way
+simonw/llm finds its plugins. So the command sits above every package without importing
+any of them: ``serve`` lives with the proxy, ``replay``, ``tune`` and ``bench`` with the
+benchmark, and a third-party package can add its own. Each subcommand's options live next
+to the code that runs it; heavy modules (litellm, llama.cpp, matplotlib) load only when
+their subcommand runs.
 """
 
 from __future__ import annotations
@@ -9,13 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+GROUP = "thinkstop.commands"
+# The order `thinkstop --help` lists them in; others follow alphabetically.
+ORDER = ("serve", "replay", "tune", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from thinkstop.benchmarks.cli import add_bench_parser
-    from thinkstop.benchmarks.replay_cli import add_replay_parser
-    from thinkstop.proxy.entrypoints.serve import add_serve_parser
-
     parser = argparse.ArgumentParser(
         prog="thinkstop",
         description=(
@@ -23,11 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
             "reasoning model's answer while it thinks and halts the thinking once the "
             "answer plateaus."
         ),
+        epilog="Run 'thinkstop COMMAND --help' for a command's options.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    add_serve_parser(sub)
-    add_replay_parser(sub)
-    add_bench_parser(sub)
+    found = {ep.name: ep for ep in entry_points(group=GROUP)}
+    if not found:
+        parser.error("no commands are registered: install thinkstop (pip install -e .) "
+                     "so that its entry points exist")
+    rank = {name: i for i, name in enumerate(ORDER)}
+    for name in sorted(found, key=lambda n: (rank.get(n, len(ORDER)), n)):
+        found[name].load()(sub)
     return parser
 
 

@@ -24,20 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class BudgetLimits:
-    max_reasoning_tokens: int | None = None
-    tokens_per_window: int | None = None
-    window_seconds: int = 60
-
-    def __post_init__(self) -> None:
-        for name in ("max_reasoning_tokens", "tokens_per_window"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.window_seconds < 1:
-            raise ValueError("window_seconds must be >= 1")
+from thinkstop.proxy.config import BudgetSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +32,7 @@ class Scope:
     """A named budget holder: ``model:r1`` or ``key:team-a``."""
 
     name: str
-    limits: BudgetLimits
+    limits: BudgetSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +115,7 @@ class BudgetGuard:
         self.store = store
         self._clock = clock
 
-    def _window(self, limits: BudgetLimits) -> tuple[int, int]:
+    def _window(self, limits: BudgetSettings) -> tuple[int, int]:
         now = self._clock()
         index = math.floor(now / limits.window_seconds)
         retry_after = max(1, math.ceil((index + 1) * limits.window_seconds - now))

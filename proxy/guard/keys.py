@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Request
 
 from thinkstop.proxy.config import BudgetSettings, GeneralSettings
-from thinkstop.proxy.http.errors import ProxyError
+from thinkstop.proxy.errors import ProxyError
 
 MASTER = "master"
 

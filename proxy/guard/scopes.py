@@ -17,16 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from thinkstop.proxy.config import BudgetSettings, ModelEntry
+from thinkstop.proxy.config import ModelEntry
+from thinkstop.proxy.errors import ProxyError
 from thinkstop.proxy.guard.budgets import (
     BudgetGuard,
-    BudgetLimits,
     CounterStore,
     MemoryCounterStore,
     Scope,
 )
 from thinkstop.proxy.guard.keys import Caller
-from thinkstop.proxy.http.errors import ProxyError
 from thinkstop.proxy.observe.metrics import ProxyMetrics
 
 # What a store client raises when Redis is down or slow (redis.RedisError derives from
@@ -48,14 +47,6 @@ def make_store(redis_url: str | None) -> CounterStore:
     return RedisCounterStore(redis_url)
 
 
-def _limits(settings: BudgetSettings | None) -> BudgetLimits | None:
-    if settings is None:
-        return None
-    return BudgetLimits(max_reasoning_tokens=settings.max_reasoning_tokens,
-                        tokens_per_window=settings.tokens_per_window,
-                        window_seconds=settings.window_seconds)
-
-
 class Budgets:
     """The app's budget guard-rails: scopes, caps, window checks, spending records."""
 
@@ -67,10 +58,10 @@ class Budgets:
     @staticmethod
     def scopes(entry: ModelEntry, caller: Caller) -> list[Scope]:
         out: list[Scope] = []
-        model = _limits(entry.budgets)
+        model = entry.budgets
         if model is not None:
             out.append(Scope(f"model:{entry.model_name}", model))
-        key = _limits(caller.budgets)
+        key = caller.budgets
         if key is not None:
             out.append(Scope(f"key:{caller.name}", key))
         return out

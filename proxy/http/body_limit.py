@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from thinkstop.proxy.http.errors import error_body
+from thinkstop.proxy.errors import error_body
 
 
 class BodyLimit:

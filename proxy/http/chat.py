@@ -2,9 +2,9 @@
 
 Validation, budgets and opening the upstream happen before any response is returned, so
 those failures are proper HTTP errors (upstream failures mapped by
-:func:`thinkstop.proxy.http.errors.upstream_failure`); after the first streamed byte an error can only
-travel in-band, as a ``data: {"error": ...}`` frame followed by ``[DONE]``. A client that
-leaves at any point cancels the work: the upstream stream and every probe are closed.
+:func:`thinkstop.proxy.http.errors.upstream_failure`); after the first streamed byte an
+error can only travel in-band, as a ``data: {"error": ...}`` frame followed by ``[DONE]``.
+A client that leaves at any point cancels the work: the upstream stream and every probe are closed.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse, Response
 
 from thinkstop.proxy.config import ModelEntry, ProxyConfig, ThinkstopOptions
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
+from thinkstop.proxy.errors import ProxyError
 from thinkstop.proxy.guard.budgets import Scope
 from thinkstop.proxy.guard.keys import Caller
 from thinkstop.proxy.guard.scopes import Budgets
 from thinkstop.proxy.http.disconnect import ClientGone, unless_disconnected
-from thinkstop.proxy.http.errors import ProxyError, upstream_failure
+from thinkstop.proxy.http.errors import upstream_failure
 from thinkstop.proxy.http.protocol import ChatCompletionRequest
 from thinkstop.proxy.http.request_checks import build_policy, cap_binds, check_supported
 from thinkstop.proxy.http.responses import ChunkBuilder, completion_body
@@ -106,7 +107,7 @@ class ChatService:
         return route, entry
 
     def _options(self, entry: ModelEntry, body: ChatCompletionRequest) -> ThinkstopOptions:
-        override = body.thinkstop.as_options() if body.thinkstop else None
+        override = body.thinkstop
         return self.config.options_for(entry, override)
 
     async def _prepare(self, req: _Request) -> HaltingRun:
@@ -124,10 +125,7 @@ class ChatService:
             ChatRequest(route.upstream_model, body.message_dicts(), body.upstream_params()),
             policy,
             RunOptions(
-                chunk_tokens=options.chunk_tokens or 64,
-                probe_tokens=options.probe_tokens or 16,
-                probe_concurrency=options.probe_concurrency or 2,
-                probe_timeout=options.probe_timeout,
+                **options.run_fields(),
                 continuation=route.continuation,
                 enabled=options.enabled is not False,
                 hidden_reasoning=bool(options.hidden_reasoning),

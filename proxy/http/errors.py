@@ -1,4 +1,5 @@
-"""OpenAI-shaped errors: ``{"error": {"message", "type", "code", "param"}}``, right status.
+"""OpenAI-shaped error replies at the HTTP edge: the handlers, and the mapping of every
+failure to ``{"error": {"message", "type", "code", "param"}}`` with the right status.
 
 - 400 ``invalid_request_error``: bad JSON, unsupported features (``n > 1``, tools), the
   upstream rejecting the request as malformed (passed on).
@@ -22,32 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from thinkstop.proxy.config import RequestOverride
+from thinkstop.proxy.config import REQUEST_FIELDS
+from thinkstop.proxy.errors import ProxyError, error_body
 from thinkstop.proxy.upstreams.base import UpstreamError
-
-
-class ProxyError(Exception):
-    """An error the proxy answers with; ``code`` is a short machine-readable string."""
-
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.code = code
-        self.param = param
-        self.headers = headers
-
-    def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.type, self.code, self.param)
-
-
-def error_body(message: str, type_: str, code: str | None = None,
-               param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "code": code, "param": param}}
-
 
 # Upstream statuses that are the caller's fault (the request itself): passed on as they are.
 CALLER_FAULT = frozenset({400, 413, 422})
@@ -83,7 +61,7 @@ def _extra_field_hint(error: Any, loc: list[str]) -> str:
     """For an unknown field, the fields that are valid there."""
     if error.get("type") != "extra_forbidden" or not loc or loc[0] != "thinkstop":
         return ""
-    return f" (valid thinkstop fields: {', '.join(RequestOverride.model_fields)})"
+    return f" (valid thinkstop fields: {', '.join(REQUEST_FIELDS)})"
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[bool, str, str | None]:

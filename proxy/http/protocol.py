@@ -6,11 +6,18 @@ options live in one typed ``thinkstop`` sub-model.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from thinkstop.proxy.config import RequestOverride
+from thinkstop.proxy.config import RequestOptions, ThinkstopOptions
+
+# RequestOptions is built from ThinkstopOptions' own fields at import time; the type
+# checker reads it as the model it restricts.
+if TYPE_CHECKING:
+    _Options = ThinkstopOptions
+else:
+    _Options = RequestOptions
 
 # Fields the proxy itself handles; everything else is passed to the upstream.
 OWN_FIELDS: Final = frozenset({"model", "messages", "stream", "stream_options", "n",
@@ -52,7 +59,7 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     user: str | None = None
-    thinkstop: RequestOverride | None = Field(
+    thinkstop: _Options | None = Field(
         None, description="thinkstop's per-request options (extra_body={'thinkstop': {...}})"
     )
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Final
 
 from thinkstop.proxy.config import ThinkstopOptions
-from thinkstop.proxy.http.errors import ProxyError
+from thinkstop.proxy.errors import ProxyError
 from thinkstop.proxy.http.protocol import ChatCompletionRequest
-from thinkstop.scheduler import Guarded, GuardRails, PolicySpecError, create_policy
+from thinkstop.scheduler import DEFAULT_POLICY, Guarded, GuardRails, PolicySpecError, create_policy
 
 # Request fields asking for function calling, which the halting loop does not relay.
 TOOL_FIELDS: Final = ("tools", "tool_choice", "functions", "function_call")
@@ -40,7 +40,7 @@ def build_policy(options: ThinkstopOptions, cap: int | None) -> Guarded:
     try:
         rails = GuardRails(min_tokens=options.min_tokens or 0, max_tokens=options.max_tokens,
                            max_probes=options.max_probes)
-        policy = create_policy(options.policy or "plateau", rails)
+        policy = create_policy(options.policy or DEFAULT_POLICY, rails)
     except (PolicySpecError, ValueError) as exc:
         raise ProxyError(422, f"thinkstop: {exc}", code="invalid_thinkstop",
                          param="thinkstop") from None

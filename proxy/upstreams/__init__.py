@@ -1,1 +1,2 @@
-"""Upstream adapters: every model behind one interface (base.py), created by name from a registry."""
+"""Upstream adapters: every model behind one interface (:mod:`.base`), created by name
+from a registry."""

@@ -84,7 +84,6 @@ class Capabilities:
     continuations: tuple[Continuation, ...] = ("reask",)
     logprobs: bool = False
     hides_reasoning: bool = False
-    exact_token_counts: bool = False
 
 
 EventStream = AsyncGenerator[StreamEvent, None]

@@ -1,7 +1,7 @@
 """The words the proxy adds to a conversation: probe prompts and continuation prompts.
 
-Pure string and message builders, shared by the chat and raw-completion adapters, so that
-every strategy phrases the same request the same way. A probe forces a short answer inside
+Pure string and message builders, shared by every adapter (chat, raw completion, the
+embedded model), so that every strategy phrases the same request the same way. A probe forces a short answer inside
 ``<answer>`` tags (stopped at ``</answer>``); a continuation lets the model write its real
 final answer after the truncated reasoning.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from thinkstop.proxy.upstreams.thinking import THINK_CLOSE, THINK_OPEN
+from thinkstop.proxy.upstreams.thinking import THINK_OPEN, closing
 
 ANSWER_OPEN: Final = "<answer>"
 ANSWER_CLOSE: Final = "</answer>"
@@ -39,7 +39,18 @@ Messages = list[dict[str, Any]]
 
 def closed_thinking(reasoning: str) -> str:
     """The reasoning as a finished think block, ready for the answer to follow."""
-    return f"{reasoning.rstrip()}\n{THINK_CLOSE}\n\n"
+    return reasoning + closing(reasoning)
+
+
+def probe_suffix(reasoning: str) -> str:
+    """What follows the reasoning in a probe that continues the model's own text (raw
+    completion, the embedded model): the closed block and the answer's opening words."""
+    return closing(reasoning) + PROBE_LEAD
+
+
+def answer_before_close(output: str) -> str:
+    """A probe's output up to the closing ``</answer>`` (when it wrote one), stripped."""
+    return output.split(ANSWER_CLOSE, 1)[0].strip()
 
 
 def raw_continuation(prompt: str, reasoning: str) -> str:
@@ -94,6 +105,5 @@ def probe_answer_text(output: str, *, prefilled: bool) -> str:
     sequence ate ``</answer>``), so the tags are put back around it.
     """
     if prefilled:
-        body = output.split(ANSWER_CLOSE, 1)[0]
-        return f"{ANSWER_OPEN}{body.strip()}{ANSWER_CLOSE}"
+        return f"{ANSWER_OPEN}{answer_before_close(output)}{ANSWER_CLOSE}"
     return output

@@ -31,7 +31,10 @@ PROVIDERS: Final[dict[str, Capabilities]] = {
 }
 
 # OpenAI reasoning models keep their reasoning to themselves: no probes are possible.
+# The one place that says which models those are (the proxy and the benchmark ask here).
 _HIDDEN: Final = re.compile(r"^(?:openai/|azure/)?(?:o\d(?:-|$)|gpt-5)", re.IGNORECASE)
+_ANTHROPIC: Final = re.compile(r"^(?:anthropic/|bedrock/anthropic|vertex_ai/claude|claude)",
+                               re.IGNORECASE)
 
 
 def provider_of(model: str) -> str:
@@ -43,6 +46,24 @@ def provider_of(model: str) -> str:
 def hides_reasoning(model: str) -> bool:
     """True for models known to hide their reasoning (OpenAI o-series, gpt-5)."""
     return _HIDDEN.match(model) is not None
+
+
+def is_anthropic(model: str) -> bool:
+    """Claude, through Anthropic's API or a cloud that serves it."""
+    return _ANTHROPIC.match(model) is not None
+
+
+def reasoning_effort(budget: int | None) -> str:
+    """OpenAI ``reasoning_effort`` for a reasoning-token budget; None (natural thinking,
+    no budget) asks for the most.
+
+    The paper maps 1024/4096/8192 to low/medium/high; the cut points sit between those
+    (geometric midpoints: about 2048 and 6144), so 0 and 1024 are low, 2048 and 4096
+    medium, 8192 and up high.
+    """
+    if budget is None or budget >= 6144:
+        return "high"
+    return "medium" if budget >= 2048 else "low"
 
 
 def capabilities_for(model: str) -> Capabilities:

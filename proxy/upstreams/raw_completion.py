@@ -82,7 +82,7 @@ class RawCompletionUpstream:
 
     def stream(self, request: ChatRequest) -> EventStream:
         body = {**self.defaults, **self._params(request), "prompt": self.prompt(request)}
-        return self._events(body, ThinkSplitter(in_think=True))
+        return self._events(body, ThinkSplitter("reasoning"))
 
     async def probe(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
         body: dict[str, Any] = {
@@ -119,7 +119,7 @@ class RawCompletionUpstream:
             raise UpstreamError(f"the raw-completion upstream cannot run {strategy!r}")
         prompt = prompts.raw_continuation(self.prompt(request), reasoning)
         body = {**self.defaults, **self._params(request), "prompt": prompt}
-        return self._events(body, ThinkSplitter(in_think=False))
+        return self._events(body, ThinkSplitter("content"))
 
     def _events(
         self, body: dict[str, Any], splitter: ThinkSplitter

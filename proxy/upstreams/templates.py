@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from thinkstop.proxy.upstreams.thinking import message_text
+
 Messages = list[dict[str, Any]]
 Template = Callable[[Messages], str]
 
 
 def _text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, list):  # content parts: keep the text ones
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content or "")
+    return message_text(message.get("content"))
 
 
 def chatml(messages: Messages) -> str:

@@ -1,10 +1,14 @@
-"""Reasoning normalisation, in one place, for every upstream chunk shape.
+"""Reasoning and answer, told apart in one place for every upstream and chunk shape.
 
 Providers deliver reasoning three ways: a ``reasoning_content`` field (DeepSeek, vLLM,
 litellm), a ``reasoning`` field (OpenRouter, newer vLLM, Ollama), or inline ``<think>``
-tags inside the content (servers without a reasoning parser, raw completions). Adapters
-feed whatever they get through :func:`split_delta` or a :class:`ThinkSplitter` and hand
-the rest of the code plain ``(kind, text)`` pieces.
+tags inside the text (servers without a reasoning parser, raw completions, the embedded
+model). Adapters feed what they get through :func:`split_delta` or a
+:class:`ThinkSplitter` and hand the rest of the code plain ``(kind, text)`` pieces. The
+answer a client gets never carries thinking tags.
+
+Also here: how reasoning is closed before an answer (:func:`closing`), and the text of an
+OpenAI message's ``content`` (:func:`message_text`).
 """
 
 from __future__ import annotations
@@ -14,78 +18,107 @@ from typing import Any, Literal
 
 PieceKind = Literal["reasoning", "content"]
 Piece = tuple[PieceKind, str]
+SplitState = Literal["undecided", "reasoning", "content"]
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
 
-class ThinkSplitter:
-    """Splits streamed text with inline ``<think>...</think>`` into reasoning and content.
-
-    Tags may be cut across chunks ("<thi", "nk>"), so a possible tag prefix at the end of
-    a chunk is held back until the next chunk settles it. ``in_think`` starts the stream
-    inside the thinking block (a raw completion whose prompt already opened it).
-    """
-
-    def __init__(self, *, in_think: bool = False, open_tag: str = THINK_OPEN,
-                 close_tag: str = THINK_CLOSE) -> None:
-        self.in_think = in_think
-        self.open_tag = open_tag
-        self.close_tag = close_tag
-        self._held = ""
-        self._seen_content = False
-        self._after_think = in_think
-
-    def feed(self, text: str) -> list[Piece]:
-        """Pieces that are certain so far, in order."""
-        buf = self._held + text
-        self._held = ""
-        out: list[Piece] = []
-        while buf:
-            if not self.in_think and self._seen_content:
-                self._emit(out, buf)  # a <think> block only opens a reply, never mid-answer
-                break
-            tag = self.close_tag if self.in_think else self.open_tag
-            idx = buf.find(tag)
-            if idx >= 0:
-                self._emit(out, buf[:idx])
-                buf = buf[idx + len(tag) :]
-                if self.in_think:
-                    self._after_think = True
-                self.in_think = not self.in_think
-                continue
-            keep = _partial_suffix(buf, tag)
-            self._emit(out, buf[: len(buf) - keep])
-            self._held = buf[len(buf) - keep :]
-            break
-        return out
-
-    def flush(self) -> list[Piece]:
-        """Whatever is held back at the end of the stream."""
-        out: list[Piece] = []
-        self._emit(out, self._held)
-        self._held = ""
-        return out
-
-    def _emit(self, out: list[Piece], text: str) -> None:
-        if not text:
-            return
-        kind: PieceKind = "reasoning" if self.in_think else "content"
-        if kind == "content" and not self._seen_content:
-            if self._after_think:
-                text = text.lstrip()  # the blank line between </think> and the answer
-            if not text.strip():
-                return  # leading whitespace: a <think> block may still open the reply
-            self._seen_content = True
-        out.append((kind, text))
+def closing(reasoning: str) -> str:
+    """What ends ``reasoning`` so that an answer can follow: ``</think>`` on a line of
+    its own, then a blank line."""
+    lead = "" if not reasoning or reasoning.endswith("\n") else "\n"
+    return f"{lead}{THINK_CLOSE}\n\n"
 
 
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``."""
+def _held_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that could begin ``tag``."""
     for n in range(min(len(tag) - 1, len(text)), 0, -1):
         if tag.startswith(text[-n:]):
             return n
     return 0
+
+
+class ThinkSplitter:
+    """Splits streamed text into reasoning and content at ``<think>`` / ``</think>``.
+
+    ``start``: ``reasoning`` when the prompt already opened the thinking block (a raw
+    completion, a pre-filled turn); ``undecided`` when the model may open one itself (a
+    leading ``<think>`` opens it; other text is content: the model chose not to think);
+    ``content`` for an answer after a closed block. A tag may be cut across pieces
+    ("<thi", "nk>"), so text that could begin one is held back until the next piece
+    decides it. In the content, whitespace before the answer and any ``<think>`` or
+    ``</think>`` (small models repeat them; some servers echo them) are dropped: a block
+    only opens a reply, never one mid-answer, and its tags never reach the answer.
+    """
+
+    def __init__(self, start: SplitState = "undecided") -> None:
+        self.state: SplitState = start
+        self.consumed = 0  # raw characters eaten before the reasoning began (the open tag)
+        self._buf = ""
+        self._content_started = False
+
+    @property
+    def in_reasoning(self) -> bool:
+        return self.state != "content"
+
+    def feed(self, piece: str) -> list[Piece]:
+        """Pieces that are certain so far, in order."""
+        self._buf += piece
+        out: list[Piece] = []
+        if self.state == "undecided":
+            stripped = self._buf.lstrip()
+            if stripped.startswith(THINK_OPEN):
+                self.consumed += len(self._buf) - len(stripped) + len(THINK_OPEN)
+                self._buf = stripped[len(THINK_OPEN):]
+                self.state = "reasoning"
+            elif THINK_OPEN.startswith(stripped):
+                return out  # blank so far, or the start of a <think>: wait
+            else:
+                self.state = "content"
+        if self.state == "reasoning":
+            at = self._buf.find(THINK_CLOSE)
+            if at < 0:
+                cut = len(self._buf) - _held_suffix(self._buf, THINK_CLOSE)
+                text, self._buf = self._buf[:cut], self._buf[cut:]
+                if text:
+                    out.append(("reasoning", text))
+                return out
+            # Even when empty: the tokens of the tag itself are reasoning, and a counter
+            # attaches them to this piece.
+            out.append(("reasoning", self._buf[:at]))
+            self._buf = self._buf[at + len(THINK_CLOSE):]
+            self.state = "content"
+        out.extend(self._content())
+        return out
+
+    def _content(self) -> list[Piece]:
+        for tag in (THINK_CLOSE, THINK_OPEN):
+            self._buf = self._buf.replace(tag, "")
+        if not self._content_started:
+            self._buf = self._buf.lstrip()
+            if not self._buf:
+                return []
+            self._content_started = True
+        cut = len(self._buf) - max(_held_suffix(self._buf, THINK_CLOSE),
+                                   _held_suffix(self._buf, THINK_OPEN))
+        text, self._buf = self._buf[:cut], self._buf[cut:]
+        return [("content", text)] if text else []
+
+    def close(self) -> list[Piece]:
+        """End the thinking block from outside (the model ended its turn inside it)."""
+        out = self.flush()
+        self.state = "content"
+        return out
+
+    def flush(self) -> list[Piece]:
+        """Whatever is still held back, at the end of the stream."""
+        text, self._buf = self._buf, ""
+        if self.state == "reasoning":
+            return [("reasoning", text)] if text else []
+        if not self._content_started:
+            text = text.strip()
+        return [("content", text)] if text else []
 
 
 def delta_reasoning(delta: Any) -> str | None:
@@ -113,3 +146,23 @@ def split_delta(delta: Any, splitter: ThinkSplitter) -> list[Piece]:
     if isinstance(content, str) and content:
         pieces.extend(splitter.feed(content))
     return pieces
+
+
+# Content-part types that carry text: chat ("text") and Responses API input/output parts.
+_TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
+
+
+def message_text(content: Any) -> str:
+    """The text of an OpenAI message ``content``: a string, or the text of its parts
+    (``text``, ``input_text``, ``output_text``; images and audio carry none)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if isinstance(part, Mapping) and part.get("type") in _TEXT_PARTS:
+            parts.append(str(part.get("text", "")))
+        elif isinstance(part, str):
+            parts.append(part)
+    return "".join(parts)

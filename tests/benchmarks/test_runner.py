@@ -102,7 +102,8 @@ def test_split_policies_keeps_spec_commas():
 def test_cli_module_imports_stay_light():
     code = (
         "import sys, thinkstop.benchmarks.cli; "
-        "heavy = [m for m in ('litellm', 'matplotlib', 'tqdm', 'thinkstop.proxy.upstreams.factory') "
+        "heavy = [m for m in ('litellm', 'matplotlib', 'tqdm', "
+        "'thinkstop.proxy.upstreams.factory') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ import pytest
 
 from thinkstop.proxy.guard.budgets import (
     BudgetGuard,
-    BudgetLimits,
+    BudgetSettings,
     MemoryCounterStore,
     RedisCounterStore,
     Scope,
@@ -22,24 +22,24 @@ class Clock:
 
 
 def test_limits_validate() -> None:
-    with pytest.raises(ValueError, match="tokens_per_window"):
-        BudgetLimits(tokens_per_window=-1)
+    with pytest.raises(ValueError, match="tokens_per_window"):  # pydantic's ValidationError
+        BudgetSettings(tokens_per_window=-1)
     with pytest.raises(ValueError, match="window_seconds"):
-        BudgetLimits(window_seconds=0)
+        BudgetSettings(window_seconds=0)
 
 
 def test_request_cap_is_the_tightest() -> None:
-    scopes = [Scope("model:a", BudgetLimits(max_reasoning_tokens=500)),
-              Scope("key:b", BudgetLimits(max_reasoning_tokens=200)),
-              Scope("key:c", BudgetLimits())]
+    scopes = [Scope("model:a", BudgetSettings(max_reasoning_tokens=500)),
+              Scope("key:b", BudgetSettings(max_reasoning_tokens=200)),
+              Scope("key:c", BudgetSettings())]
     assert BudgetGuard.request_cap(scopes) == 200
-    assert BudgetGuard.request_cap([Scope("x", BudgetLimits())]) is None
+    assert BudgetGuard.request_cap([Scope("x", BudgetSettings())]) is None
 
 
 async def test_memory_window_rejects_then_resets() -> None:
     clock = Clock(1000.0)
     guard = BudgetGuard(MemoryCounterStore(clock), clock)
-    scope = Scope("key:team", BudgetLimits(tokens_per_window=100, window_seconds=60))
+    scope = Scope("key:team", BudgetSettings(tokens_per_window=100, window_seconds=60))
     assert await guard.check([scope]) is None
     await guard.record([scope], 60)
     assert await guard.check([scope]) is None
@@ -56,7 +56,7 @@ async def test_memory_window_rejects_then_resets() -> None:
 async def test_unlimited_scopes_are_not_counted() -> None:
     store = MemoryCounterStore()
     guard = BudgetGuard(store)
-    scope = Scope("model:free", BudgetLimits())
+    scope = Scope("model:free", BudgetSettings())
     await guard.record([scope], 10_000)
     assert await guard.check([scope]) is None
     assert store._values == {}
@@ -68,7 +68,7 @@ async def test_redis_counters_are_shared_between_replicas(redis_url: str) -> Non
     clock = Clock(5000.0)
     one = BudgetGuard(RedisCounterStore(redis_url), clock)
     two = BudgetGuard(RedisCounterStore(redis_url), clock)
-    scope = Scope(f"key:{prefix}", BudgetLimits(tokens_per_window=50, window_seconds=30))
+    scope = Scope(f"key:{prefix}", BudgetSettings(tokens_per_window=50, window_seconds=30))
     try:
         assert await one.store.ping()  # type: ignore[attr-defined]
         await one.record([scope], 30)

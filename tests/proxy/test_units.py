@@ -1,4 +1,4 @@
-"""Small pure pieces: reasoning normalisation, logprob parsing, providers, config, factory."""
+"""Small pure pieces: logprob parsing, providers, config, factory."""
 
 from __future__ import annotations
 
@@ -19,43 +19,6 @@ from thinkstop.proxy.upstreams.providers import (
     hides_reasoning,
 )
 from thinkstop.proxy.upstreams.raw_completion import RawCompletionUpstream
-from thinkstop.proxy.upstreams.thinking import ThinkSplitter, split_delta
-
-
-def feed_all(splitter: ThinkSplitter, parts: list[str]) -> list[tuple[str, str]]:
-    out = [p for part in parts for p in splitter.feed(part)] + splitter.flush()
-    merged: list[tuple[str, str]] = []
-    for kind, text in out:
-        if merged and merged[-1][0] == kind:
-            merged[-1] = (kind, merged[-1][1] + text)
-        else:
-            merged.append((kind, text))
-    return merged
-
-
-@pytest.mark.parametrize("parts", [
-    ["<think>abc</think>\n\nAnswer"],
-    ["<th", "ink>a", "bc</th", "ink>", "\n\nAns", "wer"],
-    ["\n<think>", "abc", "</think>Answer"],
-])
-def test_think_tags_split_across_chunks(parts: list[str]) -> None:
-    assert feed_all(ThinkSplitter(), parts) == [("reasoning", "abc"), ("content", "Answer")]
-
-
-def test_think_splitter_variants() -> None:
-    assert feed_all(ThinkSplitter(in_think=True), ["abc\n</thi", "nk>\n\nx"]) == [
-        ("reasoning", "abc\n"), ("content", "x")]
-    assert feed_all(ThinkSplitter(), ["no tags <b> here"]) == [("content", "no tags <b> here")]
-    # A think tag inside the answer is answer text.
-    assert feed_all(ThinkSplitter(), ["A", " <think>x</think>"]) == [
-        ("content", "A <think>x</think>")]
-
-
-def test_split_delta_reads_both_reasoning_fields() -> None:
-    splitter = ThinkSplitter()
-    assert split_delta({"reasoning_content": "r"}, splitter) == [("reasoning", "r")]
-    assert split_delta({"reasoning": "s", "content": "c"}, splitter) == [
-        ("reasoning", "s"), ("content", "c")]
 
 
 def test_logprobs_cover_all_answer_tokens() -> None:
@@ -117,7 +80,11 @@ def test_config_file_env_and_errors(tmp_path: Path) -> None:
     assert config.general_settings.master_key == "m1"
     options = config.options_for(config.model_list[0])
     assert options.policy == "plateau:window=3" and options.chunk_tokens == 64
-    assert options.max_tokens == 16384 and options.probe_tokens == 16
+    assert options.max_tokens == 16384 and options.probe_tokens is None
+    # what no layer sets comes from the halting run's own defaults (their one home)
+    from thinkstop.proxy.engine.run import RunOptions
+    run = RunOptions(**options.run_fields())
+    assert (run.chunk_tokens, run.probe_tokens) == (64, RunOptions().probe_tokens)
     with pytest.raises(ConfigError, match=r"model_list\[0\].litellm_params.api_key: .*DS_KEY"):
         load_config(path, environ={"MASTER": "m1"})
     bad = {"model_list": [{"model_name": "x", "litellm_params": {"model": "openai/x"},

@@ -7,8 +7,8 @@ Probes skip that lock: they pre-empt their own request's main stream between two
 (:class:`thinkstop.proxy.upstreams.local.turns.Preemption`) and reuse its cache.
 
 Before a model is served it passes a self-test in a subprocess
-(:mod:`thinkstop.proxy.upstreams.local.selftest`): an engine that would crash the server (an instruction the
-CPU cannot run) becomes a clear error at start, and the speed it measured seeds the
+(:mod:`thinkstop.proxy.upstreams.local.selftest`): an engine that would crash the server
+(an instruction the CPU cannot run) becomes a clear error at start, and the speed it measured seeds the
 probe timeout, which then follows the engine's speed as the machine's load changes.
 """
 
@@ -87,7 +87,6 @@ class LocalUpstream:
         continuations=("raw", "prefill"),
         logprobs=True,
         hides_reasoning=False,
-        exact_token_counts=True,
     )
 
     def __init__(

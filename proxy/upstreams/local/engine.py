@@ -33,8 +33,7 @@ from typing import Any, Literal
 import httpx
 import structlog
 
-from thinkstop.proxy.upstreams.local.think import (
-    OPEN_TAG,
+from thinkstop.proxy.upstreams.local.prompted import (
     PREFILL,
     ThinkingMode,
     detect_thinking,
@@ -42,6 +41,7 @@ from thinkstop.proxy.upstreams.local.think import (
     prompted_messages,
 )
 from thinkstop.proxy.upstreams.templates import Template, resolve_template
+from thinkstop.proxy.upstreams.thinking import THINK_OPEN
 
 log = structlog.get_logger(__name__)
 
@@ -313,7 +313,7 @@ class LocalEngine:
             text = self.apply_template(prompted_messages(messages)) + PREFILL
         else:
             text = self.apply_template(plain_messages(messages))
-        opened = text.rstrip().endswith(OPEN_TAG)
+        opened = text.rstrip().endswith(THINK_OPEN)
         tokens = self.tokenize(text, special=True)
         if self._bos_id is not None and tokens[:1] != [self._bos_id] and self._wants_bos():
             tokens.insert(0, self._bos_id)

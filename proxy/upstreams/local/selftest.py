@@ -9,7 +9,8 @@ the cause and the fix, and the server never starts on an engine that would die u
 its first request. The child also measures prompt and generation speed, which seed the
 probe timeout.
 
-Run by hand: ``python -m thinkstop.proxy.upstreams.local.selftest --gguf PATH`` prints one JSON line.
+Run by hand: ``python -m thinkstop.proxy.upstreams.local.selftest --gguf PATH`` prints
+one JSON line.
 """
 
 from __future__ import annotations

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 
 from thinkstop.proxy.upstreams.base import ProbeResult, StreamEvent, Usage
 from thinkstop.proxy.upstreams.local.engine import ContextFull, LocalEngine, Prompt, Sampling, Token
-from thinkstop.proxy.upstreams.local.think import (
-    CLOSE_SUFFIX,
-    OPEN_TAG,
-    PROBE_SUFFIX,
-    Segment,
+from thinkstop.proxy.upstreams.prompts import ANSWER_CLOSE, probe_suffix
+from thinkstop.proxy.upstreams.thinking import (
+    THINK_OPEN,
+    Piece,
     SplitState,
     ThinkSplitter,
-    close_text,
+    closing,
 )
 
 StopCheck = Callable[[], bool]
@@ -111,7 +110,7 @@ def _common_chars(a: str, b: str) -> int:
 
 def fresh_context(engine: LocalEngine, prompt: Prompt, reasoning: str) -> list[int]:
     """Prompt + ``reasoning`` as tokens when no transcript of this prompt is known."""
-    opening = [] if prompt.opened else engine.tokenize(OPEN_TAG + "\n", special=True)
+    opening = [] if prompt.opened else engine.tokenize(THINK_OPEN + "\n", special=True)
     return [*prompt.tokens, *opening, *engine.tokenize(reasoning)]
 
 
@@ -130,7 +129,7 @@ class _Counter:
         self.reasoning += in_reasoning
         self.content += not in_reasoning
 
-    def events(self, segments: list[Segment]) -> Iterator[StreamEvent]:
+    def events(self, segments: list[Piece]) -> Iterator[StreamEvent]:
         for kind, text in segments:
             tokens, self.pending[kind] = self.pending[kind], 0
             if text or tokens:
@@ -175,11 +174,11 @@ class _Turn:
 
     def close_thinking(self) -> None:
         """The model ended its turn inside ``<think>``: close the block for it."""
-        text = close_text(self.transcript.text if self.transcript else "", CLOSE_SUFFIX)
-        closing = self.engine.tokenize(text, special=True)
-        self.seq.extend(closing)
+        text = closing(self.transcript.text if self.transcript else "")
+        tokens = self.engine.tokenize(text, special=True)
+        self.seq.extend(tokens)
         if self.transcript is not None:
-            self.transcript.tokens.extend(closing)
+            self.transcript.tokens.extend(tokens)
             self.transcript.text += text
         for event in self.counter.events(self.splitter.close()):
             self.emit(event)
@@ -272,7 +271,7 @@ def answer_turn(engine: LocalEngine, context: list[int], reasoning: str, *, max_
     """The continuation: ``context`` (prompt + reasoning) closed with ``</think>``, then
     the model's own answer as content events, finish, and usage. Prompt tokens count only
     what had to be evaluated (the cache usually holds the rest)."""
-    seq = [*context, *engine.tokenize(close_text(reasoning, CLOSE_SUFFIX), special=True)]
+    seq = [*context, *engine.tokenize(closing(reasoning), special=True)]
     budget = min(max_tokens, engine.n_ctx - len(seq) - 1)
     if budget <= 0:
         raise ContextFull(f"the reasoning's {len(seq)} tokens fill the context")
@@ -294,6 +293,7 @@ class _ProbeState:
     generated: int = 0
     done: bool = False
     alternatives: dict[str, float] = field(default_factory=dict)
+    starts: list[tuple[int, float]] = field(default_factory=list)  # (offset, logprob)
 
     def on_tokens(self, tokens: list[Token], _text: str) -> bool:
         for token in tokens:
@@ -310,26 +310,40 @@ class _ProbeState:
             if blank and piece.strip():
                 self.alternatives = _alternatives(self.engine, token, self.text, self.total,
                                                   shift, self.top_k)
+            self.starts.append((len(self.text), token.logprob + shift))
             self.text += piece
             self.total += token.logprob + shift
+            if ANSWER_CLOSE in self.text:
+                self.done = True
+                return True
             if blank and piece.strip():
                 return True  # the answer has begun: lift the ban on ending the turn
         return False
 
+    def answer(self) -> tuple[str, float]:
+        """The answer before ``</answer>``, and the log probability of the tokens that
+        wrote it (not of the closing tag's)."""
+        cut = self.text.find(ANSWER_CLOSE)
+        if cut < 0:
+            return self.text.strip(), self.total
+        return self.text[:cut].strip(), sum(lp for at, lp in self.starts if at < cut)
+
 
 def run_probe(engine: LocalEngine, context: list[int], reasoning: str, max_tokens: int,
               top_k: int = 5, should_stop: StopCheck | None = None) -> ProbeResult:
-    """Greedy forced answer after ``context`` + ``</think>`` + ``Final answer:``.
+    """Greedy forced answer after ``context`` + the probe suffix (``</think>``, then "The
+    final answer is <answer>", the wording every adapter's probe uses).
 
     ``logprob`` sums the log probabilities of every answer token (a leading space and
     each digit are tokens of their own in Qwen-family vocabularies). ``alternatives`` are
     the other top-``top_k`` tokens at the first position that decides the answer (the
     first non-blank one), each as answer-so-far + that token, with its log probability.
     Ending the turn is not allowed before that first non-blank token (the probabilities
-    there are renormalised without the end tokens). ``usage.prompt_tokens`` counts only
+    there are renormalised without the end tokens). The answer ends at ``</answer>``, a
+    newline, the end of the turn or ``max_tokens``. ``usage.prompt_tokens`` counts only
     the tokens the model had to evaluate.
     """
-    suffix = engine.tokenize(close_text(reasoning, PROBE_SUFFIX), special=True)
+    suffix = engine.tokenize(probe_suffix(reasoning), special=True)
     seq = [*context, *suffix]
     state = _ProbeState(engine, seq, max_tokens, top_k)
     stop = should_stop or (lambda: False)
@@ -347,11 +361,11 @@ def run_probe(engine: LocalEngine, context: list[int], reasoning: str, max_token
         evaluated += result.evaluated
         if result.finish != "stopped":
             break
-    answer = state.text.strip()
+    answer, logprob = state.answer()
     state.alternatives.pop(answer, None)
     return ProbeResult(
         text=answer,
-        logprob=state.total if answer else None,
+        logprob=logprob if answer else None,
         alternatives=state.alternatives or None,
         usage=Usage(prompt_tokens=evaluated, completion_tokens=state.generated),
     )
