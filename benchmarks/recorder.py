@@ -1,31 +1,34 @@
-"""Talking to a model through the :class:`~thinkstop.proxy.upstreams.base.Upstream` protocol.
+"""Running a benchmark item through the proxy's own halting loop.
 
-Two operations, both adapter-agnostic (litellm, raw completion, the local model, or a
-test double):
+Both operations are a :class:`~thinkstop.proxy.engine.run.HaltingRun`, the loop the
+proxy runs for every request, so recorded traces and live runs cannot differ by
+construction (one probe loop, not two):
 
 - :func:`generate`: one run to its end (a requested budget, a natural sample), with a cap
   on reasoning tokens; a capped run is closed and its answer written by the upstream's
   continuation strategy, as the proxy does after a halt.
-- :func:`record_trace`: the same run with a probe at every chunk boundary (and at 0 when
-  asked) up to ``probe_until`` tokens: a ``thinkstop.trace/1`` trace from which every
-  truncation budget and every policy replays offline.
-
-Probes run concurrently with the stream, as in the proxy; the stream never waits.
+- :func:`record_trace`: the same run in shadow mode with a probe at every chunk boundary
+  (and at 0 when asked) up to ``probe_until`` tokens: a ``thinkstop.trace/1`` trace from
+  which every truncation budget and every policy replays offline.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import Final
 
+from thinkstop.proxy.engine.run import HaltingRun, RunOptions
+from thinkstop.proxy.upstreams.base import ChatRequest, Upstream
+from thinkstop.proxy.upstreams.providers import choose_continuation
+from thinkstop.scheduler import DEFAULT_POLICY, Guarded, GuardRails, Observation, create_policy
 from thinkstop.scheduler.answers import extract_answer
-from thinkstop.scheduler.signals import is_hedging
 from thinkstop.scheduler.trace import Natural, Step, Trace
 
-if TYPE_CHECKING:
-    from thinkstop.proxy.upstreams.base import ChatRequest, Continuation, ProbeResult, Upstream
+# Recording must not lose a boundary: no probe is skipped for being one too many in
+# flight, and an in-process model's probes may queue for a while on a busy machine.
+RECORD_CONCURRENCY: Final = 64
+RECORD_TIMEOUT_S: Final = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,27 +68,45 @@ class Generation:
     probes: list[Step] = field(default_factory=list)
 
 
-def _count(upstream: Upstream, text: str, exact: int | None) -> int:
-    return exact if exact is not None else upstream.count_tokens(text)
+async def _run(upstream: Upstream, request: ChatRequest, policy: Guarded,
+               options: RunOptions) -> tuple[HaltingRun, str, str, float]:
+    started = time.perf_counter()
+    run = HaltingRun(upstream, request, policy, options)
+    await run.start()
+    try:
+        reasoning, content = await run.collect()
+    finally:
+        await run.aclose()
+    return run, reasoning, content, time.perf_counter() - started
 
 
-def _continuation(upstream: Upstream) -> Continuation:
-    options = upstream.capabilities.continuations
-    return options[0] if options else "reask"
+def _generation(run: HaltingRun, reasoning: str, content: str, wall_s: float) -> Generation:
+    result = run.result
+    return Generation(
+        reasoning=reasoning,
+        reasoning_tokens=result.reasoning_tokens,
+        content=content,
+        answer=extract_answer(content),
+        capped=result.halted and result.reason == "max_tokens",
+        answer_tokens=result.answer_tokens,
+        wall_s=wall_s,
+        probes=[_step(o) for o in run.observations],
+    )
 
 
-async def _probe_step(
-    upstream: Upstream, request: ChatRequest, reasoning: str, tokens: int, limit: int, hedged: bool
-) -> Step:
-    result: ProbeResult = await upstream.probe(request, reasoning, limit)
-    spent = result.usage.completion_tokens or upstream.count_tokens(result.text)
-    return Step(
-        tokens=tokens,
-        answer=extract_answer(result.text, whole_text_fallback=True),
-        logprob=result.logprob,
-        alternatives=result.alternatives,
-        probe_tokens=spent,
-        hedged=hedged,
+def _step(obs: Observation) -> Step:
+    return Step(tokens=obs.tokens, answer=obs.answer, logprob=obs.logprob,
+                alternatives=dict(obs.alternatives) if obs.alternatives else None,
+                probe_tokens=obs.probe_tokens, hedged=obs.hedged)
+
+
+def _options(upstream: Upstream, settings: RecordSettings, **changes: object) -> RunOptions:
+    return replace(
+        RunOptions(),
+        chunk_tokens=settings.chunk_tokens,
+        probe_tokens=settings.probe_tokens,
+        continuation=choose_continuation(upstream.capabilities),
+        **changes,  # type: ignore[arg-type]
     )
 
 
@@ -94,95 +115,13 @@ async def generate(
     request: ChatRequest,
     settings: RecordSettings,
     *,
-    probe: bool = False,
     max_reasoning: int | None = None,
 ) -> Generation:
-    """Run ``request`` to its end (or the reasoning cap); probe at boundaries if asked."""
+    """Run ``request`` to its end, or to the reasoning cap and then the continuation's
+    answer, through the proxy's own halting loop with no probes."""
     cap = max_reasoning if max_reasoning is not None else settings.max_reasoning
-    # Hidden reasoning (OpenAI o-series) cannot be probed: only its length is known.
-    probe = probe and not upstream.capabilities.hides_reasoning
-    started = time.perf_counter()
-    out = Generation()
-    parts: list[str] = []
-    content: list[str] = []
-    tasks: list[asyncio.Task[Step]] = []
-    chunk = settings.chunk_tokens
-    next_boundary = 0 if settings.probe_at_zero else chunk
-    since_last = ""
-    usage_reasoning = 0
-    usage_completion = 0
-
-    def maybe_probe() -> None:
-        nonlocal next_boundary, since_last
-        while probe and next_boundary <= min(out.reasoning_tokens, settings.probe_until):
-            hedged = is_hedging(since_last)
-            tasks.append(
-                asyncio.ensure_future(
-                    _probe_step(
-                        upstream,
-                        request,
-                        "".join(parts),
-                        next_boundary,
-                        settings.probe_tokens,
-                        hedged,
-                    )
-                )
-            )
-            since_last = ""
-            next_boundary += chunk
-
-    maybe_probe()
-    stream = upstream.stream(request)
-    try:
-        async for event in stream:
-            if event.kind == "reasoning" and not content:
-                parts.append(event.text)
-                since_last += event.text
-                out.reasoning_tokens += _count(upstream, event.text, event.tokens)
-                maybe_probe()
-                if out.reasoning_tokens >= cap:
-                    out.capped = True
-                    break
-            elif event.kind in ("content", "reasoning"):
-                content.append(event.text)
-            elif event.kind == "usage" and event.usage is not None:
-                usage_reasoning = event.usage.reasoning_tokens
-                usage_completion = event.usage.completion_tokens
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-    finally:
-        await stream.aclose()
-    try:
-        if out.capped:
-            answer_stream = upstream.continue_answer(
-                request, "".join(parts), _continuation(upstream)
-            )
-            try:
-                async for event in answer_stream:
-                    if event.kind == "content":
-                        content.append(event.text)
-            finally:
-                await answer_stream.aclose()
-        out.probes = list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-    out.reasoning = "".join(parts)
-    if not parts and usage_reasoning:  # hidden reasoning: only the usage report counts it
-        out.reasoning_tokens = usage_reasoning
-    out.content = "".join(content)
-    out.answer = extract_answer(out.content)
-    counted = upstream.count_tokens(out.content) if out.content else 0
-    out.answer_tokens = (
-        max(0, usage_completion - out.reasoning_tokens)
-        if (usage_completion and not out.capped)
-        else counted
-    )
-    out.wall_s = time.perf_counter() - started
-    return out
+    policy = create_policy("fixed", GuardRails(max_tokens=cap))
+    return _generation(*await _run(upstream, request, policy, _options(upstream, settings)))
 
 
 async def record_trace(
@@ -195,9 +134,22 @@ async def record_trace(
     expected: str,
     meta: dict[str, object] | None = None,
 ) -> tuple[Trace, Generation]:
-    """One probed run as a ``thinkstop.trace/1`` trace (plus the run itself)."""
-    run = await generate(upstream, request, settings, probe=True)
-    steps = tuple(s for s in run.probes if s.tokens <= run.reasoning_tokens)
+    """One probed run as a ``thinkstop.trace/1`` trace (plus the run itself).
+
+    The run is the proxy's own halting loop in shadow mode: probes at every chunk
+    boundary (and at 0 when asked) up to ``probe_until``, none skipped, the default policy
+    deciding but never halting; only the ``max_reasoning`` cut ends a run early. So a
+    trace is what the live proxy would have seen, probe for probe.
+    """
+    probes = settings.probe_until // settings.chunk_tokens + int(settings.probe_at_zero)
+    policy = create_policy(DEFAULT_POLICY,
+                           GuardRails(max_tokens=settings.max_reasoning, max_probes=probes))
+    options = _options(upstream, settings, shadow=True, probe_at_start=settings.probe_at_zero,
+                       probe_concurrency=RECORD_CONCURRENCY, probe_timeout=RECORD_TIMEOUT_S,
+                       drain_timeout=RECORD_TIMEOUT_S)
+    run = _generation(*await _run(upstream, request, policy, options))
+    steps = tuple(s for s in sorted(run.probes, key=lambda s: s.tokens)
+                  if s.tokens <= run.reasoning_tokens)
     trace = Trace(
         id=item_id,
         task=task,

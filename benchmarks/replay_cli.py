@@ -41,11 +41,14 @@ def add_replay_parser(sub: Any) -> None:
 
 def replay_rows(text_lines: list[str], specs: list[str]) -> list[dict[str, Any]]:
     """The table ``thinkstop replay`` prints, as dicts (policies in order, then natural)."""
+    from thinkstop.scheduler.registry import parse_spec
     from thinkstop.scheduler.sweep import BatchOutcome, TraceBatch, evaluate, natural_outcome
     from thinkstop.scheduler.trace import parse_traces
 
     traces = list(parse_traces(text_lines))
     batch = TraceBatch(traces)
+    # Policies see the boundaries the live proxy probes; fixed budgets every step.
+    live = TraceBatch([t.as_live() for t in traces])
     natural = natural_outcome(batch)
 
     def row(name: str, out: BatchOutcome) -> dict[str, Any]:
@@ -62,7 +65,8 @@ def replay_rows(text_lines: list[str], specs: list[str]) -> list[dict[str, Any]]
             else 0.0,
         }
 
-    rows = [row(spec, evaluate(batch, spec)) for spec in specs]
+    rows = [row(spec, evaluate(batch if parse_spec(spec).name == "fixed" else live, spec))
+            for spec in specs]
     rows.append(row("natural", natural))
     return rows
 

@@ -9,7 +9,6 @@ by replay of the item's recorded trace with :mod:`thinkstop.scheduler.sweep`, at
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from thinkstop.benchmarks.tasks import family
@@ -108,9 +107,7 @@ def replay_rows(
     full = TraceBatch(usable)
     # Policies see the boundaries the live loop probes at (chunk, 2 chunk, ...); the probe
     # before any reasoning serves truncation budget 0 only.
-    live_like = TraceBatch(
-        [replace(t, steps=tuple(s for s in t.steps if s.tokens > 0)) for t in usable]
-    )
+    live_like = TraceBatch([t.as_live() for t in usable])
     specs = [("truncate", str(b), f"fixed:budget={b}", full) for b in budgets]
     specs += [("policy", p, p, live_like) for p in policies]
     rows: list[dict[str, Any]] = []

@@ -34,13 +34,14 @@ from pydantic import (
     model_validator,
 )
 
+from thinkstop.proxy.upstreams.base import Continuation
 from thinkstop.scheduler import DEFAULT_POLICY, PolicySpecError, create_policy
 
 DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
 DEFAULT_LOCAL_NAME = "thinkstop-local"
 ENV_PREFIX = "os.environ/"
 
-ContinuationChoice = Literal["auto", "raw", "prefix", "prefill", "reask"]
+ContinuationChoice = Literal["auto"] | Continuation
 
 
 class ConfigError(ValueError):

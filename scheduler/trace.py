@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 TRACE_FORMAT = "thinkstop.trace/1"
@@ -72,6 +72,14 @@ class Trace:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))
+
+    def as_live(self) -> Trace:
+        """The trace as the live loop probes it: without the probe taken before any
+        reasoning (recorded for truncation budget 0; the proxy never probes at 0).
+        Policies replay on this view, fixed budgets on the whole trace."""
+        if not self.steps or self.steps[0].tokens > 0:
+            return self
+        return replace(self, steps=tuple(s for s in self.steps if s.tokens > 0))
 
 
 def _fail(line: int, message: str) -> TraceError:

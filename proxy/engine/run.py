@@ -72,6 +72,10 @@ class RunOptions:
     rerun: bool = True  # last resort after every strategy failed
     cap_reason: str = "max_tokens"  # "budget_cap" when a budget set the max_tokens cut
     budget_cap: int | None = None
+    # Shadow: probe and let the policy decide as usual, but never act on its halts (the
+    # max_tokens cut still holds); ``shadow_halt`` says where it would have halted.
+    shadow: bool = False
+    probe_at_start: bool = False  # one probe before any reasoning (the no-thinking answer)
 
 
 class _End:
@@ -121,6 +125,9 @@ class HaltingRun:
         self._next_boundary = options.chunk_tokens
         self._thinking_done = False
         self._halt_reason: str | None = None
+        # Every probe's observation, in boundary order (recorded traces are made of them).
+        self.observations: list[Observation] = []
+        self.shadow_halt: tuple[int, str] | None = None  # (tokens, reason), shadow only
 
     # -- lifecycle -------------------------------------------------------------------
     def _main_request(self) -> ChatRequest:
@@ -193,6 +200,8 @@ class HaltingRun:
         """Reasoning and answer deltas for the client; ``result`` is final afterwards."""
         if self._stream is None:
             raise RuntimeError("call start() first")
+        if self.probing and self.options.probe_at_start:
+            self._probes.launch(0, "", False)
         if self._first is not None:
             self._queue.put_nowait(self._first)
             self._pump = asyncio.ensure_future(self._run_pump())
@@ -224,6 +233,8 @@ class HaltingRun:
             async for delta in self._halt():
                 yield delta
         await self._probes.drain(self.options.drain_timeout)
+        # Probes that finished after the thinking did are no decision, but still data.
+        self.observations.extend(o for o in map(_observation, self._probes.ready()) if o)
         self._finish_accounting()
 
     def _fail(self, failure: Exception) -> None:
@@ -335,27 +346,33 @@ class HaltingRun:
         ):
             return
         if self.policy.wants_probe(tokens):
-            self._probes.launch(tokens, "".join(self._reasoning), is_hedging(chunk))
+            # The probe reads the reasoning up to its last whole word (see _release), and
+            # is recorded at the tokens it read, not the ones that had arrived.
+            held = self.upstream.count_tokens(self._tail) if self._tail else 0
+            self._probes.launch(max(0, tokens - held), "".join(self._reasoning),
+                                is_hedging(chunk))
 
     def _observe(self, outcomes: list[ProbeOutcome]) -> None:
         for outcome in outcomes:
-            if outcome.result is None or self._thinking_done or self._halt_reason is not None:
+            observation = _observation(outcome)
+            if observation is None:
                 continue
-            answer = extract_answer(outcome.result.text, whole_text_fallback=True)
-            decision = self.policy.observe(Observation(
-                tokens=outcome.tokens,
-                answer=answer,
-                logprob=outcome.result.logprob,
-                alternatives=outcome.result.alternatives,
-                probe_tokens=outcome.result.usage.completion_tokens,
-                hedged=outcome.hedged,
-            ))
+            self.observations.append(observation)
+            if self._thinking_done or self._halt_reason is not None:
+                continue
+            decision = self.policy.observe(observation)
             self.result.probes_observed += 1
             if decision.signals is not None:
                 self.result.signals = decision.signals.as_dict()
-            if decision.halt:
-                reason = decision.reason
-                self._halt_reason = self.options.cap_reason if reason == "max_tokens" else reason
+            if not decision.halt:
+                continue
+            reason = decision.reason
+            if reason == "max_tokens":
+                self._halt_reason = self.options.cap_reason
+            elif not self.options.shadow:
+                self._halt_reason = reason
+            elif self.shadow_halt is None:
+                self.shadow_halt = (observation.tokens, reason)
 
     async def _halt(self) -> AsyncGenerator[Delta, None]:
         """Close the main stream now, then stream the continuation's answer."""
@@ -408,6 +425,20 @@ class HaltingRun:
         async for delta in self.events():
             (reasoning if delta.kind == "reasoning" else content).append(delta.text)
         return "".join(reasoning), "".join(content)
+
+
+def _observation(outcome: ProbeOutcome) -> Observation | None:
+    """What the policy sees of a finished probe (None when the probe failed)."""
+    if outcome.result is None:
+        return None
+    return Observation(
+        tokens=outcome.tokens,
+        answer=extract_answer(outcome.result.text, whole_text_fallback=True),
+        logprob=outcome.result.logprob,
+        alternatives=outcome.result.alternatives,
+        probe_tokens=outcome.result.usage.completion_tokens,
+        hedged=outcome.hedged,
+    )
 
 
 def prompt_tokens(upstream: Upstream, request: ChatRequest) -> int:

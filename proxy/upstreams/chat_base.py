@@ -8,7 +8,7 @@ events. Chat upstreams support the ``prefix``, ``prefill`` and ``reask`` continu
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 from thinkstop.proxy.upstreams import prompts
@@ -24,21 +24,10 @@ from thinkstop.proxy.upstreams.base import (
 )
 from thinkstop.proxy.upstreams.chunk_events import chunk_events
 from thinkstop.proxy.upstreams.parsing import chat_logprobs, parse_usage
+from thinkstop.proxy.upstreams.strategies import Strategy, get_strategy
 from thinkstop.proxy.upstreams.thinking import ThinkSplitter, split_delta
 from thinkstop.proxy.upstreams.tokens import TokenCounter, default_counter
 
-MessageBuilder = Callable[[prompts.Messages, str], prompts.Messages]
-
-CONTINUE: Final[dict[str, MessageBuilder]] = {
-    "prefix": prompts.prefix_continuation,
-    "prefill": prompts.prefill_continuation,
-    "reask": prompts.reask_continuation,
-}
-PROBE: Final[dict[str, MessageBuilder]] = {
-    "prefix": prompts.prefix_probe,
-    "prefill": prompts.prefill_probe,
-    "reask": prompts.reask_probe,
-}
 # Request fields that would turn thinking back on in a continuation (Anthropic refuses
 # assistant prefill with extended thinking enabled).
 _NO_CONTINUE: Final = frozenset({"thinking"})
@@ -64,8 +53,8 @@ class ChatUpstreamBase:
         self.defaults = dict(defaults or {})
         self.prefill_body = dict(prefill_body or {})
         self._count = counter or default_counter()
-        chat_styles = [c for c in capabilities.continuations if c in PROBE]
-        self.probe_style: str = chat_styles[0] if chat_styles else "reask"
+        chat = [s for s in map(get_strategy, capabilities.continuations) if s.probe_messages]
+        self.probe_style: Strategy = chat[0] if chat else get_strategy("reask")
 
     # -- transport (subclasses) ------------------------------------------------------
     def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
@@ -87,15 +76,16 @@ class ChatUpstreamBase:
 
     async def probe(self, request: ChatRequest, reasoning: str, max_tokens: int) -> ProbeResult:
         style = self.probe_style
+        assert style.probe_messages is not None
         body: dict[str, Any] = {
             **self.defaults,
-            "messages": PROBE[style](request.messages, reasoning),
+            "messages": style.probe_messages(request.messages, reasoning),
             "max_tokens": max_tokens,
             "stop": list(prompts.PROBE_STOP),
             "temperature": 0,
             "stream": False,
         }
-        if style == "prefill":
+        if style.prefill:
             body.update(self.prefill_body)
         if self.capabilities.logprobs:
             body["logprobs"] = True
@@ -106,7 +96,7 @@ class ChatUpstreamBase:
             raise UpstreamError("probe reply has no choices")
         message = choices[0].get("message") or {}
         output = message.get("content") if isinstance(message, dict) else None
-        text = prompts.probe_answer_text(str(output or ""), prefilled=style != "reask")
+        text = prompts.probe_answer_text(str(output or ""), prefilled=style.probe_prefilled)
         logprob, alternatives = chat_logprobs(choices[0].get("logprobs"))
         usage = parse_usage(reply.get("usage")) or Usage(
             prompt_tokens=0, completion_tokens=self.count_tokens(str(output or ""))
@@ -116,11 +106,12 @@ class ChatUpstreamBase:
     def continue_answer(
         self, request: ChatRequest, reasoning: str, strategy: Continuation
     ) -> EventStream:
-        if strategy not in CONTINUE:
+        chosen = get_strategy(strategy)
+        if chosen.continue_messages is None:
             raise UpstreamError(f"a chat upstream cannot run the {strategy!r} continuation")
         params = {k: v for k, v in request.params.items() if k not in _NO_CONTINUE}
-        body = self._body(params, CONTINUE[strategy](request.messages, reasoning))
-        if strategy == "prefill":
+        body = self._body(params, chosen.continue_messages(request.messages, reasoning))
+        if chosen.prefill:
             body.update(self.prefill_body)
         return self._events(body)
 

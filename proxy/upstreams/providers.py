@@ -1,9 +1,8 @@
 """What each provider can do, as one table (the README's provider table mirrors it).
 
-Each provider lists its continuations best first; ``continuation: auto`` takes the first.
-Best to worst in general: ``raw`` (exact: the model's own template and end-of-thinking marker), then
-``prefix`` (DeepSeek's prefix completion with the reasoning as ``reasoning_content``),
-then ``prefill`` (assistant prefill the server continues), then ``reask`` (any chat API).
+Each provider lists its continuations (:mod:`.strategies`) best first; ``continuation:
+auto`` takes the first. Also here: which models hide their reasoning, and the reasoning
+budget each ``reasoning_effort`` stands for.
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ import re
 from typing import Final
 
 from thinkstop.proxy.upstreams.base import Capabilities, Continuation
-
-PREFERENCE: Final[tuple[Continuation, ...]] = ("raw", "prefix", "prefill", "reask")
+from thinkstop.proxy.upstreams.strategies import get_strategy
 
 _CHAT_DEFAULT: Final = Capabilities(continuations=("reask",), logprobs=False)
 
@@ -82,9 +80,5 @@ def choose_continuation(
     strategy the upstream lists; None when it lists none (hidden reasoning).
     """
     if requested != "auto":
-        for strategy in PREFERENCE:
-            if strategy == requested:
-                return strategy
-        valid = ", ".join(PREFERENCE)
-        raise ValueError(f"unknown continuation {requested!r}; valid: auto, {valid}")
+        return get_strategy(requested).name
     return capabilities.continuations[0] if capabilities.continuations else None

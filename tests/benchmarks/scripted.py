@@ -26,7 +26,9 @@ class ScriptedUpstream:
     reasoning_tokens: int = 100
     final: str = "So the answer is <answer>5</answer>."
     probe_answers: list[tuple[int, str]] = field(
-        default_factory=lambda: [(0, "7"), (20, "2"), (60, "5")]
+        # between boundaries: a probe reads the reasoning up to its last whole word, so
+        # the probe "at 20" reads 19 words
+        default_factory=lambda: [(0, "7"), (15, "2"), (55, "5")]
     )
     hedge_at: int | None = None
     fail_first: int = 0  # fail this many stream() calls before succeeding

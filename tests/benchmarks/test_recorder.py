@@ -13,7 +13,9 @@ def test_trace_probes_every_boundary_and_the_natural_end(scripted):
             scripted, REQUEST, settings, item_id="i", task="t", expected="2", meta={"level": "1"}
         )
     )
-    assert [s.tokens for s in trace.steps] == [0, 10, 20, 30, 40]
+    # each probe is recorded at the tokens it read: the reasoning up to its last whole
+    # word (the fake's words carry their leading space, so the newest one is held back)
+    assert [s.tokens for s in trace.steps] == [0, 9, 19, 29, 39]
     assert [s.answer for s in trace.steps] == ["7", "7", "2", "2", "2"]
     assert all(s.probe_tokens == 2 and s.logprob == -0.1 for s in trace.steps)
     assert trace.natural.tokens == 100 and trace.natural.answer == "5"
@@ -34,7 +36,7 @@ def test_hedging_is_marked_on_the_chunk_that_hedged(scripted):
 def test_capped_run_is_closed_and_answered_by_the_continuation(scripted):
     settings = RecordSettings(chunk_tokens=10, probe_until=20, max_reasoning=30)
     run = asyncio.run(generate(scripted, REQUEST, settings))
-    assert run.capped and run.reasoning_tokens == 30
+    assert run.capped and run.reasoning_tokens == 29  # cut at 30, snapped to a whole word
     assert run.answer == "2"  # the continuation answers from 30 tokens of reasoning
     assert scripted.closed_early == 1 and scripted.continuations == 1
-    assert run.probes == []  # generate() probes only when asked
+    assert run.probes == []  # generate() runs no probes

@@ -51,3 +51,19 @@ def test_the_proxy_sends_the_benchmarks_effort(budget: int) -> None:
                      create_policy("plateau", GuardRails(max_tokens=budget)), RunOptions())
     assert run._main_request().params["reasoning_effort"] == native_params(
         "o3", budget)["reasoning_effort"]
+
+
+def test_continuation_names_have_one_home() -> None:
+    from typing import get_args
+
+    from thinkstop.proxy.config import ContinuationChoice
+    from thinkstop.proxy.upstreams.base import Continuation
+    from thinkstop.proxy.upstreams.providers import PROVIDERS, choose_continuation
+    from thinkstop.proxy.upstreams.strategies import STRATEGIES
+
+    assert tuple(STRATEGIES) == get_args(Continuation) == ("raw", "prefix", "prefill", "reask")
+    assert set(get_args(ContinuationChoice)) - {"auto"} <= set(STRATEGIES) | {Continuation}
+    for caps in PROVIDERS.values():
+        assert set(caps.continuations) <= set(STRATEGIES)
+    with pytest.raises(ValueError, match="valid: auto, raw, prefix, prefill, reask"):
+        choose_continuation(capabilities_for("openai/x"), "magic")
