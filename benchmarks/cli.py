@@ -246,7 +246,7 @@ def _config(args: argparse.Namespace) -> Any:
 def build_upstream(model: str, api_base: str | None, api_key: str | None) -> Any:
     """An Upstream for any litellm model or ``local/...``, via the proxy's factory."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from thinkstop.proxy.upstreams.factory import build_upstream as factory
+    from thinkstop.proxy.upstreams.registry import build_upstream as factory
 
     params: dict[str, Any] = {"model": model}
     if api_base:
@@ -286,7 +286,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if missing:
         print(f"thinkstop bench run: {missing}", file=sys.stderr)
         return 2
-    from thinkstop.proxy.upstreams.factory import UpstreamConfigError
+    from thinkstop.proxy.upstreams.base import UpstreamConfigError
 
     try:
         upstream = build_upstream(config.model, args.api_base, args.api_key)

@@ -51,7 +51,7 @@ def _serve_proxy(port: int, fake_url: str, chunk_tokens: int) -> None:
 
     from thinkstop.proxy.config import parse_config
     from thinkstop.proxy.http.app import create_app
-    from thinkstop.proxy.upstreams.factory import build_upstream
+    from thinkstop.proxy.upstreams.registry import build_upstream
 
     config = parse_config({
         "model_list": [{"model_name": "load",

@@ -207,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.gguf:
         params["gguf"] = args.gguf
     start = time.perf_counter()
-    up = LocalUpstream.from_params(params)
+    up = LocalUpstream.from_params(args.model, params)
     report: dict[str, Any] = {
         "model": args.model, "file": str(up.engine.path), "threads": args.threads,
         "cpus": os.cpu_count(), "load_s": round(time.perf_counter() - start, 2),

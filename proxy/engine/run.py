@@ -40,7 +40,6 @@ from thinkstop.proxy.upstreams.base import (
     UpstreamError,
 )
 from thinkstop.proxy.upstreams.providers import reasoning_effort
-from thinkstop.proxy.upstreams.thinking import message_text
 from thinkstop.scheduler import Guarded, Observation, extract_answer, is_hedging
 
 DeltaKind = Literal["reasoning", "content"]
@@ -146,7 +145,7 @@ class HaltingRun:
         Nothing has reached the client yet, so a failure that is safe to retry (no
         connection; 502/503/504) is retried up to ``options.retries`` times.
         """
-        self.result.main.prompt_estimate = prompt_tokens(self.upstream, self.request)
+        self.result.main.prompt_estimate = self.upstream.count_prompt_tokens(self.request)
         attempt = 0
         while True:
             self._stream = self.upstream.stream(self._main_request())
@@ -439,19 +438,6 @@ def _observation(outcome: ProbeOutcome) -> Observation | None:
         probe_tokens=outcome.result.usage.completion_tokens,
         hedged=outcome.hedged,
     )
-
-
-def prompt_tokens(upstream: Upstream, request: ChatRequest) -> int:
-    """The main call's prompt size, used when a cut stream never reports its usage.
-
-    Upstreams that can render their real prompt (template and system turns included)
-    offer ``count_prompt_tokens``; otherwise the messages' text is counted.
-    """
-    exact = getattr(upstream, "count_prompt_tokens", None)
-    if callable(exact):
-        return int(exact(request))
-    text = "\n".join(message_text(m.get("content")) for m in request.messages)
-    return upstream.count_tokens(text)
 
 
 _WORD_CLOSERS = frozenset(".,;:!?)]}\"'")

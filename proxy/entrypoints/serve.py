@@ -78,7 +78,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from thinkstop.proxy.config import ConfigError, default_config, load_config, with_gguf
     from thinkstop.proxy.http.app import create_app
-    from thinkstop.proxy.upstreams.factory import UpstreamConfigError, build_upstream
+    from thinkstop.proxy.upstreams.base import UpstreamConfigError
+    from thinkstop.proxy.upstreams.registry import build_upstream
 
     try:
         config = load_config(args.config) if args.config else default_config()

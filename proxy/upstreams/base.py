@@ -104,8 +104,11 @@ class Upstream(Protocol):
         """Tokens in ``text`` by the model's tokenizer, or a documented approximation."""
         ...
 
-    # Optional: ``count_prompt_tokens(request) -> int``, the exact prompt size as the
-    # model sees it; the proxy falls back to counting the messages' text without it.
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """The main call's prompt size as the model sees it (template and system turns
+        included where the adapter can render them), for a cut stream that never
+        reports its own usage."""
+        ...
 
     def stream(self, request: ChatRequest) -> EventStream:
         """Stream the model's reasoning, then its answer, then one usage event."""
@@ -124,6 +127,46 @@ class Upstream(Protocol):
     async def aclose(self) -> None:
         """Release connections, threads or model memory."""
         ...
+
+
+class UpstreamBase:
+    """What most adapters share: the default hooks of :class:`Upstream`, and the
+    constructor the registry calls (:meth:`from_params`).
+
+    Subclasses set ``name`` and ``capabilities`` and implement ``stream``, ``probe`` and
+    ``continue_answer``; they override a hook where they know better (the embedded model
+    counts with its own tokenizer and renders its own prompt).
+    """
+
+    name: str
+    capabilities: Capabilities = Capabilities()
+
+    @classmethod
+    def from_params(cls, model_name: str, params: dict[str, Any]) -> UpstreamBase:
+        """Build from a config entry's ``litellm_params`` (raise
+        :class:`UpstreamConfigError` naming the problem)."""
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        """The documented approximation (:mod:`.tokens`); adapters with a tokenizer
+        override it."""
+        from thinkstop.proxy.upstreams.tokens import default_counter
+
+        return default_counter()(text)
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """The messages' text, counted; adapters that render their prompt override it."""
+        from thinkstop.proxy.upstreams.thinking import message_text
+
+        return self.count_tokens("\n".join(message_text(m.get("content"))
+                                            for m in request.messages))
+
+    async def aclose(self) -> None:
+        return None
+
+
+class UpstreamConfigError(ValueError):
+    """A model entry cannot be turned into an upstream; the message names the problem."""
 
 
 FailureKind = Literal["status", "connect", "timeout", "protocol"]

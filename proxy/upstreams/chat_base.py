@@ -19,6 +19,7 @@ from thinkstop.proxy.upstreams.base import (
     EventStream,
     ProbeResult,
     StreamEvent,
+    UpstreamBase,
     UpstreamError,
     Usage,
 )
@@ -34,7 +35,7 @@ _NO_CONTINUE: Final = frozenset({"thinking"})
 TOP_LOGPROBS: Final = 5
 
 
-class ChatUpstreamBase:
+class ChatUpstreamBase(UpstreamBase):
     """An upstream reached through a chat-completions API."""
 
     def __init__(
@@ -62,9 +63,6 @@ class ChatUpstreamBase:
 
     async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
-
-    async def aclose(self) -> None:
-        return None
 
     # -- the Upstream protocol -------------------------------------------------------
     def count_tokens(self, text: str) -> int:

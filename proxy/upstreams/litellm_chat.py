@@ -15,6 +15,8 @@ from typing import Any
 
 from thinkstop.proxy.upstreams.base import Capabilities, FailureKind, UpstreamError
 from thinkstop.proxy.upstreams.chat_base import ChatUpstreamBase
+from thinkstop.proxy.upstreams.params import OWN_KEYS, VLLM_PREFILL
+from thinkstop.proxy.upstreams.providers import capabilities_for, provider_of
 from thinkstop.proxy.upstreams.tokens import TokenCounter
 
 
@@ -65,6 +67,15 @@ class LiteLLMChatUpstream(ChatUpstreamBase):
         super().__init__(name, model, capabilities=capabilities, defaults=defaults,
                          prefill_body=prefill_body, counter=counter)
         self.params = dict(params)  # api_key, api_base, ... passed to litellm as given
+
+    @classmethod
+    def from_params(cls, model_name: str, params: dict[str, Any]) -> LiteLLMChatUpstream:
+        model = str(params["model"])
+        passed = {k: v for k, v in params.items() if k not in OWN_KEYS and k != "model"}
+        return cls(
+            model_name, model, params=passed, capabilities=capabilities_for(model),
+            prefill_body=VLLM_PREFILL if provider_of(model) == "hosted_vllm" else None,
+        )
 
     def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
         kwargs = {**self.params, **body, "model": self.model}

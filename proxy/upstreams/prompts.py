@@ -1,9 +1,9 @@
 """The words the proxy adds to a conversation: probe prompts and continuation prompts.
 
 Pure string and message builders, shared by every adapter (chat, raw completion, the
-embedded model), so that every strategy phrases the same request the same way. A probe forces a short answer inside
-``<answer>`` tags (stopped at ``</answer>``); a continuation lets the model write its real
-final answer after the truncated reasoning.
+embedded model), so that every strategy phrases the same request the same way. A probe
+forces a short answer inside ``<answer>`` tags (stopped at ``</answer>``); a continuation
+lets the model write its real final answer after the truncated reasoning.
 """
 
 from __future__ import annotations

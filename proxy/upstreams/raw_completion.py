@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from thinkstop.proxy.upstreams import params as p
 from thinkstop.proxy.upstreams import prompts
 from thinkstop.proxy.upstreams.base import (
     Capabilities,
@@ -18,6 +19,8 @@ from thinkstop.proxy.upstreams.base import (
     EventStream,
     ProbeResult,
     StreamEvent,
+    UpstreamBase,
+    UpstreamConfigError,
     UpstreamError,
     Usage,
 )
@@ -35,8 +38,25 @@ _CHAT_ONLY = frozenset({"messages", "tools", "tool_choice", "response_format",
                         "logprobs", "top_logprobs", "stream_options"})
 
 
-class RawCompletionUpstream:
+class RawCompletionUpstream(UpstreamBase):
     """``POST {api_base}/completions`` with a rendered chat template."""
+
+    @classmethod
+    def from_params(cls, model_name: str, params: dict[str, Any]) -> RawCompletionUpstream:
+        base = p.api_base(params)
+        if base is None:
+            raise UpstreamConfigError(
+                f"{model_name}: litellm_params.api_base is required for the raw adapter")
+        try:
+            return cls(
+                model_name, p.bare_model(str(params["model"])), api_base=base,
+                api_key=p.api_key(params), chat_template=params.get("chat_template"),
+                think_prefix=str(params.get("think_prefix", "<think>\n")),
+                headers=p.headers(params), timeout=p.timeout(params),
+                defaults=p.sampling_defaults(params),
+            )
+        except ValueError as exc:
+            raise UpstreamConfigError(f"{model_name}: litellm_params.{exc}") from exc
 
     def __init__(
         self,

@@ -17,12 +17,13 @@ from thinkstop.proxy.upstreams.base import (
     Continuation,
     ProbeResult,
     StreamEvent,
+    UpstreamBase,
     Usage,
 )
 
 
 @dataclass
-class ScriptedUpstream:
+class ScriptedUpstream(UpstreamBase):
     reasoning_tokens: int = 100
     final: str = "So the answer is <answer>5</answer>."
     probe_answers: list[tuple[int, str]] = field(

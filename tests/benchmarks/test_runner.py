@@ -103,7 +103,7 @@ def test_cli_module_imports_stay_light():
     code = (
         "import sys, thinkstop.benchmarks.cli; "
         "heavy = [m for m in ('litellm', 'matplotlib', 'tqdm', "
-        "'thinkstop.proxy.upstreams.factory') "
+        "'thinkstop.proxy.upstreams.registry') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

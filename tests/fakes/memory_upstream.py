@@ -17,12 +17,13 @@ from thinkstop.proxy.upstreams.base import (
     Continuation,
     ProbeResult,
     StreamEvent,
+    UpstreamBase,
     UpstreamError,
     Usage,
 )
 
 
-class MemoryUpstream:
+class MemoryUpstream(UpstreamBase):
     """Streams ``script.reasoning`` then ``script.answer``; one token per event."""
 
     def __init__(self, script: Script, *, continuations: tuple[Continuation, ...] = ("reask",),
@@ -90,5 +91,3 @@ class MemoryUpstream:
         finally:
             self.continuation_closed = True
 
-    async def aclose(self) -> None:
-        return None

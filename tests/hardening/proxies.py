@@ -12,7 +12,7 @@ from tests.proxy.conftest import LockedBuffer, Proxy
 from thinkstop.proxy.config import ProxyConfig, parse_config
 from thinkstop.proxy.guard.budgets import CounterStore
 from thinkstop.proxy.http.app import create_app
-from thinkstop.proxy.upstreams.factory import build_upstream
+from thinkstop.proxy.upstreams.registry import build_upstream
 
 UPSTREAM_KEY = "sk-upstream-hardening-5c1f2a"
 ENV = {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY}

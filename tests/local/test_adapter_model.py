@@ -10,16 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from thinkstop.proxy.upstreams.base import ChatRequest, StreamEvent, Upstream, UpstreamError
-from thinkstop.proxy.upstreams.factory import UpstreamConfigError
+from thinkstop.proxy.upstreams.base import (
+    ChatRequest,
+    StreamEvent,
+    Upstream,
+    UpstreamConfigError,
+    UpstreamError,
+)
 from thinkstop.proxy.upstreams.local.adapter import LocalUpstream
 from thinkstop.proxy.upstreams.local.engine import GREEDY, LocalEngine, Token
-from thinkstop.proxy.upstreams.local.think import PROBE_SUFFIX, close_text
+from thinkstop.proxy.upstreams.prompts import ANSWER_CLOSE, probe_suffix
+from thinkstop.proxy.upstreams.thinking import closing
 
 pytestmark = pytest.mark.model
 
 QUESTION = "I have 3 apples and eat 1. How many apples are left?"
 REQUEST = ChatRequest(model="local/gemma3-270m", messages=[{"role": "user", "content": QUESTION}])
+
+
+def make(params: dict[str, object]) -> LocalUpstream:
+    """The adapter as the registry builds it from a config entry."""
+    return LocalUpstream.from_params(str(params["model"]), params)
 
 
 def with_params(**params: object) -> ChatRequest:
@@ -63,13 +74,14 @@ async def test_probe_logprob_is_the_models_own(upstream: LocalUpstream, model_fi
     context = [
         *engine.render(REQUEST.messages).tokens,
         *engine.tokenize(reasoning),
-        *engine.tokenize(close_text(reasoning, PROBE_SUFFIX), special=True),
+        *engine.tokenize(probe_suffix(reasoning), special=True),
     ]
     # An independent greedy run on a fresh engine (no cache, no phases): the probe's
     # answer is the model's greedy answer, and its log probability the sum of the
     # model's own, renormalised without the end tokens where ending was not allowed.
-    fresh = LocalEngine.load(model_file, n_ctx=512, n_threads=2, chat_template="gemma",
-                             cache_ram_mib=0)
+    fresh = LocalEngine.load(
+        model_file, n_ctx=512, n_threads=2, chat_template="gemma", cache_ram_mib=0
+    )
     try:
         got: list[Token] = []
 
@@ -77,27 +89,40 @@ async def test_probe_logprob_is_the_models_own(upstream: LocalUpstream, model_fi
             got.extend(tokens)
             return False
 
-        fresh.generate(context, max_tokens=6, sampling=GREEDY, on_tokens=grab, top_n=6,
-                       ban=sorted(fresh.eog_ids))
+        fresh.generate(
+            context,
+            max_tokens=6,
+            sampling=GREEDY,
+            on_tokens=grab,
+            top_n=12,
+            ban=sorted(fresh.eog_ids),
+        )
     finally:
         fresh.close()
-    text, total = "", 0.0
+    text, parts = "", []
     for token in got:
         piece = token.raw.decode("utf-8", errors="replace")
-        if text.strip() and "\n" in piece:
+        if (text.strip() and "\n" in piece) or ANSWER_CLOSE in text:
             break
         blank = not text.strip()
         shift = 0.0
         if blank:
             p_end = sum(math.exp(c.logprob) for c in token.top if c.token in engine.eog_ids)
             shift = -math.log1p(-p_end)
-        text, total = text + piece, total + token.logprob + shift
-    assert result.text == text.strip()
+        parts.append((len(text), token.logprob + shift))
+        text += piece
+    # the answer ends at </answer>; the closing tag's own tokens are not part of it
+    cut = text.find(ANSWER_CLOSE) if ANSWER_CLOSE in text else len(text)
+    assert result.text == text[:cut].strip()
+    total = sum(lp for at, lp in parts if at < cut)
     assert result.logprob == pytest.approx(total, abs=0.3)
+    # each alternative is one of the model's top tokens at the first answer position
+    # (the fresh run lists 12: near-ties among the lower ones may swap with the cache)
     decisive = next(t for t in got if t.raw.decode("utf-8", "replace").strip())
     candidates = {c.text.strip() for c in decisive.top}
-    assert set(result.alternatives) <= {(text[: text.index(decisive.raw.decode())] + c).strip()
-                                        for c in candidates}
+    assert set(result.alternatives) <= {
+        (text[: text.index(decisive.raw.decode())] + c).strip() for c in candidates
+    }
 
 
 async def test_a_probe_mid_stream_costs_only_its_own_tokens(upstream: LocalUpstream) -> None:
@@ -110,7 +135,7 @@ async def test_a_probe_mid_stream_costs_only_its_own_tokens(upstream: LocalUpstr
         if tokens >= 8:
             break
     result = await upstream.probe(REQUEST, reasoning, 4)
-    suffix = engine.tokenize(close_text(reasoning, PROBE_SUFFIX), special=True)
+    suffix = engine.tokenize(probe_suffix(reasoning), special=True)
     # the suffix, plus the few tokens the main stream generated past the cut before it
     # paused: the prompt and the reasoning are not run again
     assert len(suffix) <= result.usage.prompt_tokens <= len(suffix) + 4
@@ -128,15 +153,14 @@ async def test_continuation_writes_the_answer_from_truncated_reasoning(
     events = await collect(upstream.stream(with_params(max_tokens=12)))
     assert events[-2].finish_reason == "length" and not text_of(events, "content")
     reasoning = text_of(events, "reasoning")
-    answer = await collect(upstream.continue_answer(REQUEST, reasoning,
-                                                    "raw"))
+    answer = await collect(upstream.continue_answer(REQUEST, reasoning, "raw"))
     assert [e.kind for e in answer][-2:] == ["finish", "usage"]
     assert all(e.kind != "reasoning" for e in answer)
     usage = answer[-1].usage
     assert usage is not None and usage.completion_tokens > 0
-    closing = upstream.engine.tokenize(close_text(reasoning, "</think>\n\n"), special=True)
+    tag = upstream.engine.tokenize(closing(reasoning), special=True)
     # prompt and reasoning came from the cache: the closing tag and a few re-run tokens
-    assert len(closing) <= usage.prompt_tokens <= len(closing) + 4
+    assert len(tag) <= usage.prompt_tokens <= len(tag) + 4
 
 
 async def test_unsupported_continuation_is_refused(upstream: LocalUpstream) -> None:
@@ -216,9 +240,14 @@ async def test_concurrent_requests_take_turns(upstream: LocalUpstream) -> None:
 async def test_from_params_serves_a_gguf_path_and_rejects_unknown_names(
     model_file: Path,
 ) -> None:
-    up = LocalUpstream.from_params(
-        {"model": "local/mine", "gguf": str(model_file), "n_ctx": 512, "n_threads": 2,
-         "chat_template": "gemma"}
+    up = make(
+        {
+            "model": "local/mine",
+            "gguf": str(model_file),
+            "n_ctx": 512,
+            "n_threads": 2,
+            "chat_template": "gemma",
+        }
     )
     try:
         assert up.name == "local/mine" and up.engine.n_ctx == 512
@@ -226,21 +255,19 @@ async def test_from_params_serves_a_gguf_path_and_rejects_unknown_names(
     finally:
         await up.aclose()
     with pytest.raises(UpstreamConfigError, match="unknown local model"):
-        LocalUpstream.from_params({"model": "local/nope"})
+        make({"model": "local/nope"})
     with pytest.raises(UpstreamConfigError, match="start with"):
-        LocalUpstream.from_params({"model": "openai/gpt"})
+        make({"model": "openai/gpt"})
     with pytest.raises(UpstreamConfigError, match="gguf file not found"):
-        LocalUpstream.from_params({"model": "local/x", "gguf": "/nonexistent.gguf"})
+        make({"model": "local/x", "gguf": "/nonexistent.gguf"})
     with pytest.raises(UpstreamConfigError, match="thinking must be"):
-        LocalUpstream.from_params({"model": "local/x", "gguf": str(model_file), "thinking": "x"})
+        make({"model": "local/x", "gguf": str(model_file), "thinking": "x"})
     with pytest.raises(UpstreamConfigError, match="unknown chat_template"):
-        LocalUpstream.from_params({"model": "local/x", "gguf": str(model_file),
-                                   "chat_template": "nope"})
+        make({"model": "local/x", "gguf": str(model_file), "chat_template": "nope"})
 
 
 async def test_a_prompt_longer_than_the_context_is_an_upstream_error(engine: LocalEngine) -> None:
-    up = LocalUpstream.from_params({"model": "local/gemma3-270m", "n_ctx": 256,
-                                    "selftest": False})
+    up = make({"model": "local/gemma3-270m", "n_ctx": 256, "selftest": False})
     long = ChatRequest(REQUEST.model, [{"role": "user", "content": "apple " * 400}])
     try:
         with pytest.raises(UpstreamError) as err:
@@ -253,7 +280,7 @@ async def test_a_prompt_longer_than_the_context_is_an_upstream_error(engine: Loc
 
 
 async def test_from_params_knows_the_test_model_by_name(engine: LocalEngine) -> None:
-    up = LocalUpstream.from_params({"model": "local/gemma3-270m", "n_ctx": 512, "seed": 3})
+    up = make({"model": "local/gemma3-270m", "n_ctx": 512, "seed": 3})
     try:
         assert up.engine.path == engine.path and up.sampling.seed == 3
         # the self-test measured this machine's speed, and the probe timeout follows it

@@ -10,7 +10,7 @@ import pytest
 
 from thinkstop.proxy.upstreams.local.engine import GREEDY, LocalEngine, Token
 from thinkstop.proxy.upstreams.local.model_files import GEMMA3_PARTS
-from thinkstop.proxy.upstreams.local.think import PREFILL, PROMPTED_SYSTEM
+from thinkstop.proxy.upstreams.local.prompted import PREFILL, PROMPTED_SYSTEM
 
 pytestmark = pytest.mark.model
 

@@ -22,7 +22,7 @@ def served(model_file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     from tests.fakes import ServerThread
     from thinkstop.proxy.config import parse_config
     from thinkstop.proxy.http.app import create_app
-    from thinkstop.proxy.upstreams.factory import build_upstream
+    from thinkstop.proxy.upstreams.registry import build_upstream
 
     config = parse_config({
         "model_list": [

@@ -17,7 +17,7 @@ import pytest
 from tests.fakes import FakeReasoningServer, Script, ServerThread
 from thinkstop.proxy.config import parse_config
 from thinkstop.proxy.http.app import create_app
-from thinkstop.proxy.upstreams.factory import build_upstream
+from thinkstop.proxy.upstreams.registry import build_upstream
 
 MASTER_KEY = "sk-test-master-123"
 UPSTREAM_KEY = "sk-upstream-secret-456"

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from thinkstop.proxy.config import ConfigError, default_config, load_config, parse_config, with_gguf
-from thinkstop.proxy.upstreams.base import Capabilities
-from thinkstop.proxy.upstreams.factory import UpstreamConfigError, build_upstream
+from thinkstop.proxy.upstreams.base import Capabilities, UpstreamConfigError
 from thinkstop.proxy.upstreams.openai_chat import OpenAIChatUpstream
 from thinkstop.proxy.upstreams.parsing import chat_logprobs, completion_logprobs
 from thinkstop.proxy.upstreams.providers import (
@@ -19,6 +18,7 @@ from thinkstop.proxy.upstreams.providers import (
     hides_reasoning,
 )
 from thinkstop.proxy.upstreams.raw_completion import RawCompletionUpstream
+from thinkstop.proxy.upstreams.registry import build_upstream
 
 
 def test_logprobs_cover_all_answer_tokens() -> None:

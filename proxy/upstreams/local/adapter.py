@@ -8,8 +8,9 @@ Probes skip that lock: they pre-empt their own request's main stream between two
 
 Before a model is served it passes a self-test in a subprocess
 (:mod:`thinkstop.proxy.upstreams.local.selftest`): an engine that would crash the server
-(an instruction the CPU cannot run) becomes a clear error at start, and the speed it measured seeds the
-probe timeout, which then follows the engine's speed as the machine's load changes.
+(an instruction the CPU cannot run) becomes a clear error at start, and the speed it
+measured seeds the probe timeout, which then follows the engine's speed as the machine's
+load changes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from thinkstop.proxy.upstreams.base import (
     EventStream,
     ProbeResult,
     StreamEvent,
+    UpstreamBase,
+    UpstreamConfigError,
     UpstreamError,
 )
 from thinkstop.proxy.upstreams.local.engine import (
@@ -80,7 +83,7 @@ _DONE = object()
 _PROBE_PROMPT_ALLOWANCE = 64
 
 
-class LocalUpstream:
+class LocalUpstream(UpstreamBase):
     """An in-process GGUF model (see module docstring)."""
 
     capabilities = Capabilities(
@@ -116,7 +119,7 @@ class LocalUpstream:
         self._closed = False
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> LocalUpstream:
+    def from_params(cls, model_name: str, params: dict[str, Any]) -> LocalUpstream:
         """Build from a config entry's ``litellm_params``: check, then load the model.
 
         ``model``: ``local/qwen2.5-coder-1.5b`` (the embedded default, assembled on first
@@ -129,8 +132,6 @@ class LocalUpstream:
         run the subprocess self-test before loading), ``chat_template`` (a built-in name
         such as ``chatml`` or ``gemma``, or a Jinja template; default: the GGUF's own).
         """
-        from thinkstop.proxy.upstreams.factory import UpstreamConfigError
-
         model = str(params.get("model") or DEFAULT_MODEL)
         if importlib.util.find_spec("xllamacpp") is None:
             raise UpstreamConfigError(
