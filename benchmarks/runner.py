@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from thinkstop.benchmarks.config import BenchConfig, data_path, resume_conflicts
 from thinkstop.benchmarks.recorder import generate, record_trace
@@ -197,17 +203,20 @@ async def run_units(
 
     async def one(unit: Unit) -> None:
         async with semaphore:
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(config.retries + 1),
+                wait=wait_random_exponential(multiplier=config.backoff_s, max=120),
+                retry=retry_if_exception_type(Exception),  # any provider's failure
+                reraise=True,
+            )
             error: BaseException | None = None
-            for attempt in range(config.retries + 1):
-                try:
-                    trace, rows = await _execute(unit, config, upstream, live)
-                    break
-                except Exception as exc:  # upstream failures of any provider; retried
-                    error = exc
-                    if attempt < config.retries:
-                        delay = config.backoff_s * (2**attempt) * (0.5 + random.random())
-                        await asyncio.sleep(delay)
-            else:
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        trace, rows = await _execute(unit, config, upstream, live)
+            except Exception as exc:
+                error = exc
+            if error is not None:
                 report.failed += 1
                 outputs.errors.append(
                     {"key": unit.key, "error": f"{type(error).__name__}: {error}"}

@@ -32,6 +32,13 @@ def register_policy(cls: P) -> P:
     return cls
 
 
+def unregister_policy(name: str) -> None:
+    """Remove a custom policy (built-in ones stay)."""
+    if name in {cls.name for cls in BUILTIN_POLICIES}:
+        raise PolicySpecError(f"{name!r} is built in and cannot be removed")
+    _REGISTRY.pop(name, None)
+
+
 def policy_names() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from thinkstop.benchmarks.data import AI_RISK_SUBSETS, ai_risk_source, resolve
 from thinkstop.benchmarks.tasks.base import Item, choice_prompt, interleave, letters, seeded_shuffle
+
+if TYPE_CHECKING:
+    from thinkstop.benchmarks.tasks import Options
 
 Direction = Literal["safe", "concerning", "neutral"]
 
@@ -127,3 +130,9 @@ def ai_risk(
             Item(i.id, "ai_risk", i.prompt, i.expected, i.kind, i.level, i.meta) for i in items
         ]
     return items
+
+
+def load(task: str, n: int, seed: int, options: Options) -> list[Item]:
+    """The family registry's loader: ``ai_risk`` (every subset) or ``ai_risk:SUBSET``."""
+    subset = task.split(":", 1)[1] if ":" in task else None
+    return ai_risk(n, seed, subset, options.data_dir)

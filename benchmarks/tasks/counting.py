@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from thinkstop.benchmarks.tasks._objects import (
     CATEGORIES,
@@ -23,6 +23,9 @@ from thinkstop.benchmarks.tasks._objects import (
     Category,
 )
 from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
+
+if TYPE_CHECKING:
+    from thinkstop.benchmarks.tasks import Options
 
 LEVELS: Final = (1, 2, 3, 4, 5)
 
@@ -197,3 +200,8 @@ def misleading_math(n: int, seed: int) -> list[Item]:
 def misleading_python(n: int, seed: int) -> list[Item]:
     """Misleading Python items: answer 2, 1-5 Python snippets as distractors."""
     return _generate("misleading_python", _python_distractors(), n, seed)
+
+
+def load(task: str, n: int, seed: int, options: Options) -> list[Item]:
+    """The family registry's loader (:mod:`thinkstop.benchmarks.tasks`)."""
+    return misleading_math(n, seed) if task == "misleading_math" else misleading_python(n, seed)

@@ -27,9 +27,12 @@ import csv
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from thinkstop.benchmarks.tasks.base import Item, interleave
+
+if TYPE_CHECKING:
+    from thinkstop.benchmarks.tasks import Options
 
 LEVELS: Final = (0, 8, 16)
 COLUMNS: Final = (
@@ -156,3 +159,11 @@ def grades_regression(
             )
             index += 1
     return interleave(groups, n)
+
+
+def load(task: str, n: int, seed: int, options: Options) -> list[Item]:
+    """The family registry's loader: the synthetic population, or ``--grades-csv``."""
+    if options.grades_csv is not None:
+        students = read_csv(options.grades_csv)
+        return grades_regression(n, seed, students, source=str(options.grades_csv))
+    return grades_regression(n, seed)

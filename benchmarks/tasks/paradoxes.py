@@ -11,9 +11,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
+
+if TYPE_CHECKING:
+    from thinkstop.benchmarks.tasks import Options
 
 LEVELS: Final = (0, 1, 3, 5, 7)
 
@@ -221,3 +224,8 @@ def famous_paradoxes(n: int, seed: int) -> list[Item]:
             groups[slot].append(_item(rng, index, level))
             index += 1
     return interleave(groups, n)
+
+
+def load(task: str, n: int, seed: int, options: Options) -> list[Item]:
+    """The family registry's loader (:mod:`thinkstop.benchmarks.tasks`)."""
+    return famous_paradoxes(n, seed)

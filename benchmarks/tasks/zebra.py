@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from thinkstop.benchmarks.data import ZEBRA, resolve
 from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave, seeded_shuffle
+
+if TYPE_CHECKING:
+    from thinkstop.benchmarks.tasks import Options
 
 _SIZE: Final = re.compile(r"There are (\d+) people")
 
@@ -58,3 +61,8 @@ def zebra_puzzles(n: int, seed: int, data_dir: Path | None = None) -> list[Item]
         seeded_shuffle([i for i in items if i.level == str(s)], seed, f"zebra{s}") for s in sizes
     ]
     return interleave(groups, n)
+
+
+def load(task: str, n: int, seed: int, options: Options) -> list[Item]:
+    """The family registry's loader (:mod:`thinkstop.benchmarks.tasks`)."""
+    return zebra_puzzles(n, seed, options.data_dir)

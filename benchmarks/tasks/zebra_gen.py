@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from thinkstop.benchmarks.tasks._zebra_words import CATEGORIES, Category
 from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX, Item, interleave
@@ -21,6 +21,9 @@ from thinkstop.benchmarks.tasks.zebra_solver import (
     count_solutions,
     propagation_solves,
 )
+
+if TYPE_CHECKING:
+    from thinkstop.benchmarks.tasks import Options
 
 LEVELS: Final = (5, 6, 7, 8)
 
@@ -250,3 +253,8 @@ def zebra_generated(n: int, seed: int, num_categories: int = 5) -> list[Item]:
             )
             index += 1
     return interleave(groups, n)
+
+
+def load(task: str, n: int, seed: int, options: Options) -> list[Item]:
+    """The family registry's loader (:mod:`thinkstop.benchmarks.tasks`)."""
+    return zebra_generated(n, seed)

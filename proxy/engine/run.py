@@ -28,6 +28,14 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
 from thinkstop.proxy.engine.accounting import RunResult
 from thinkstop.proxy.engine.continuation import ContinuationChain, fallback_chain
 from thinkstop.proxy.engine.probing import ProbeOutcome, ProbeRunner
@@ -146,29 +154,37 @@ class HaltingRun:
         connection; 502/503/504) is retried up to ``options.retries`` times.
         """
         self.result.main.prompt_estimate = self.upstream.count_prompt_tokens(self.request)
-        attempt = 0
-        while True:
-            self._stream = self.upstream.stream(self._main_request())
-            try:
-                self._first = await anext(self._stream)
-                return
-            except StopAsyncIteration:
-                self._first = None
-                return
-            except UpstreamError as exc:
-                await self._stream.aclose()
-                if not exc.retryable or attempt >= self.options.retries:
-                    await self.aclose()
-                    raise
-                attempt += 1
-                self.result.retries = attempt
-                if self.log is not None:
-                    self.log.warning("upstream_retry", attempt=attempt, kind=exc.kind,
-                                     status=exc.status_code)
-                await asyncio.sleep(self.options.retry_backoff * 2 ** (attempt - 1))
-            except BaseException:
-                await self.aclose()
-                raise
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.options.retries + 1),
+            wait=wait_exponential(multiplier=self.options.retry_backoff),
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, UpstreamError) and exc.retryable),
+            before_sleep=self._retrying, reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._open()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _open(self) -> None:
+        self._stream = self.upstream.stream(self._main_request())
+        try:
+            self._first = await anext(self._stream)
+        except StopAsyncIteration:
+            self._first = None
+        except BaseException:
+            await self._stream.aclose()
+            raise
+
+    def _retrying(self, state: RetryCallState) -> None:
+        self.result.retries = state.attempt_number
+        exc = state.outcome.exception() if state.outcome else None
+        if self.log is not None and isinstance(exc, UpstreamError):
+            self.log.warning("upstream_retry", attempt=state.attempt_number, kind=exc.kind,
+                             status=exc.status_code)
 
     async def aclose(self) -> None:
         """Close everything this run opened (safe to call twice, and on disconnect)."""

@@ -78,7 +78,10 @@ class LiteLLMChatUpstream(ChatUpstreamBase):
         )
 
     def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
-        kwargs = {**self.params, **body, "model": self.model}
+        # The proxy retries the main stream itself, before the first byte only; litellm's
+        # and the OpenAI SDK's own retries would stack on it unless the config asks.
+        kwargs = {"num_retries": 0, "max_retries": 0, **self.params, **body,
+                  "model": self.model}
         extra = {k: kwargs.pop(k) for k in ("continue_final_message", "add_generation_prompt")
                  if k in kwargs}
         if extra:

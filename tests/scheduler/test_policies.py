@@ -1,4 +1,4 @@
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.scheduler.strategies import specs, traces
@@ -9,9 +9,6 @@ from thinkstop.scheduler.registry import create_policy, parse_spec
 from thinkstop.scheduler.replay import replay_one
 from thinkstop.scheduler.signals import Observation
 from thinkstop.scheduler.trace import Trace
-
-settings.register_profile("thinkstop", max_examples=150, deadline=None)
-settings.load_profile("thinkstop")
 
 
 @given(traces(), specs())
@@ -29,19 +26,32 @@ def test_guard_rails_hold_in_replay(trace: Trace, spec: str) -> None:
 
 @given(traces(), specs())
 def test_guard_rails_hold_live(trace: Trace, spec: str) -> None:
-    """Feeding boundaries one at a time, as the proxy does."""
+    """Feeding boundaries one at a time, as the proxy does: the run stops where the
+    guard-rails say, and exactly where replay says it stops."""
     policy = create_policy(spec)
+    rails = policy.rails
+    stop: tuple[int, str | None, bool] | None = None  # (tokens, answer, halted by policy)
     for step in trace.steps:
-        if policy.over_budget(step.tokens):
-            assert policy.max_tokens is not None and step.tokens >= policy.max_tokens
-            break
         if not policy.wants_probe(step.tokens):
-            continue
-        decision = policy.observe(Observation(tokens=step.tokens, answer=step.answer,
-                                              logprob=step.logprob))
-        if decision.halt:
-            assert step.tokens >= policy.rails.min_tokens
             break
+        decision = policy.observe(Observation(tokens=step.tokens, answer=step.answer,
+                                              logprob=step.logprob,
+                                              alternatives=step.alternatives,
+                                              probe_tokens=step.probe_tokens,
+                                              hedged=step.hedged))
+        if decision.halt:
+            stop = (step.tokens, step.answer, decision.reason != "max_tokens")
+            break
+    if stop is not None:
+        tokens, answer, by_policy = stop
+        if by_policy:
+            assert tokens >= rails.min_tokens
+        if rails.max_tokens is not None:
+            assert tokens <= rails.max_tokens
+        out = replay_one(trace, create_policy(spec))
+        assert (out.halted, out.tokens, out.answer) == (True, tokens, answer)
+    if rails.max_probes is not None:
+        assert policy.probes <= rails.max_probes
 
 
 @given(traces(), st.integers(0, 4000))

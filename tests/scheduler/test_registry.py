@@ -7,6 +7,7 @@ from thinkstop.scheduler.registry import (
     create_policy,
     policy_names,
     register_policy,
+    unregister_policy,
 )
 from thinkstop.scheduler.signals import Observation, Signals
 
@@ -60,6 +61,12 @@ def test_custom_policy_registration() -> None:
         def decide(self, signals: Signals) -> tuple[bool, str]:
             return False, "never"
 
-    assert "never_halt_test" in policy_names()
-    policy = create_policy("never_halt_test:patience=4")
-    assert not policy.observe(Observation(tokens=1, answer="2")).halt
+    try:
+        assert "never_halt_test" in policy_names()
+        policy = create_policy("never_halt_test:patience=4")
+        assert not policy.observe(Observation(tokens=1, answer="2")).halt
+    finally:
+        unregister_policy("never_halt_test")  # other tests see the built-in set only
+    assert "never_halt_test" not in policy_names()
+    with pytest.raises(PolicySpecError, match="built in"):
+        unregister_policy("plateau")
