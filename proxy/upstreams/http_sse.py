@@ -28,13 +28,14 @@ class ClientPool:
     """
 
     def __init__(self, timeout: float | None, *, shards: int = 8,
-                 connections_per_shard: int = 128) -> None:
+                 connections_per_shard: int = 128,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         limits = httpx.Limits(max_connections=connections_per_shard,
                               max_keepalive_connections=max(1, connections_per_shard // 2))
         self._clients = [
             httpx.AsyncClient(timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
-                              limits=limits)
-            for _ in range(max(1, shards))
+                              limits=limits, transport=transport)
+            for _ in range(1 if transport is not None else max(1, shards))
         ]
         self._turn = itertools.count()
 
@@ -47,9 +48,11 @@ class ClientPool:
             await client.aclose()
 
 
-def make_client(timeout: float | None) -> ClientPool:
-    """The connection pool of one upstream."""
-    return ClientPool(timeout)
+def make_client(timeout: float | None,
+                transport: httpx.AsyncBaseTransport | None = None) -> ClientPool:
+    """The connection pool of one upstream; ``transport`` replaces the network (tests use
+    ``httpx.MockTransport`` where wire realism is not the point)."""
+    return ClientPool(timeout, transport=transport)
 
 
 def _message_of(body: bytes) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import httpx
+
 from thinkstop.proxy.upstreams import params as p
 from thinkstop.proxy.upstreams.base import Capabilities, UpstreamConfigError
 from thinkstop.proxy.upstreams.chat_base import ChatUpstreamBase
@@ -36,6 +38,7 @@ class OpenAIChatUpstream(ChatUpstreamBase):
         defaults: dict[str, Any] | None = None,
         prefill_body: dict[str, Any] | None = None,
         counter: TokenCounter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(name, model, capabilities=capabilities, defaults=defaults,
                          prefill_body=prefill_body, counter=counter)
@@ -43,7 +46,7 @@ class OpenAIChatUpstream(ChatUpstreamBase):
         self.headers = dict(headers or {})
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        self._client = make_client(timeout)
+        self._client = make_client(timeout, transport)
 
     @classmethod
     def from_params(cls, model_name: str, params: dict[str, Any]) -> OpenAIChatUpstream:

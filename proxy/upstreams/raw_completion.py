@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import httpx
+
 from thinkstop.proxy.upstreams import params as p
 from thinkstop.proxy.upstreams import prompts
 from thinkstop.proxy.upstreams.base import (
@@ -72,6 +74,7 @@ class RawCompletionUpstream(UpstreamBase):
         defaults: dict[str, Any] | None = None,
         logprobs: bool = True,
         counter: TokenCounter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -84,7 +87,7 @@ class RawCompletionUpstream(UpstreamBase):
         self.think_prefix = think_prefix
         self.defaults = dict(defaults or {})
         self._count = counter or default_counter()
-        self._client = make_client(timeout)
+        self._client = make_client(timeout, transport)
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
