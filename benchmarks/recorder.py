@@ -21,7 +21,7 @@ from typing import Final
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
 from thinkstop.proxy.upstreams.base import ChatRequest, Upstream
 from thinkstop.proxy.upstreams.providers import choose_continuation
-from thinkstop.scheduler import DEFAULT_POLICY, Guarded, GuardRails, Observation, create_policy
+from thinkstop.scheduler import DEFAULT_POLICY, Guarded, GuardRails, create_policy
 from thinkstop.scheduler.answers import extract_answer
 from thinkstop.scheduler.trace import Natural, Step, Trace
 
@@ -90,14 +90,8 @@ def _generation(run: HaltingRun, reasoning: str, content: str, wall_s: float) ->
         capped=result.halted and result.reason == "max_tokens",
         answer_tokens=result.answer_tokens,
         wall_s=wall_s,
-        probes=[_step(o) for o in run.observations],
+        probes=list(run.observations),
     )
-
-
-def _step(obs: Observation) -> Step:
-    return Step(tokens=obs.tokens, answer=obs.answer, logprob=obs.logprob,
-                alternatives=dict(obs.alternatives) if obs.alternatives else None,
-                probe_tokens=obs.probe_tokens, hedged=obs.hedged)
 
 
 def _options(upstream: Upstream, settings: RecordSettings, **changes: object) -> RunOptions:

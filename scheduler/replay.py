@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from thinkstop.scheduler.answers import answers_match
 from thinkstop.scheduler.policy import Guarded
 from thinkstop.scheduler.registry import PolicySpec, create_policy
-from thinkstop.scheduler.signals import Observation
 from thinkstop.scheduler.trace import Step, Trace
 
 
@@ -59,17 +58,6 @@ def _cut(trace: Trace, budget: int, probe_tokens: int, probes: int) -> Outcome:
     )
 
 
-def observation(step: Step) -> Observation:
-    return Observation(
-        tokens=step.tokens,
-        answer=step.answer,
-        logprob=step.logprob,
-        alternatives=step.alternatives,
-        probe_tokens=step.probe_tokens,
-        hedged=step.hedged,
-    )
-
-
 def replay_one(trace: Trace, policy: Guarded) -> Outcome:
     """Run one fresh guarded policy over one trace."""
     max_tokens = policy.max_tokens
@@ -79,7 +67,7 @@ def replay_one(trace: Trace, policy: Guarded) -> Outcome:
             if not policy.wants_probe(step.tokens):
                 break
             probe_tokens += step.probe_tokens
-            decision = policy.observe(observation(step))
+            decision = policy.observe(step)
             if decision.halt:
                 return Outcome(
                     answer=step.answer,

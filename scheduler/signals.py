@@ -11,7 +11,7 @@ import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from thinkstop.scheduler.answers import normalize_answer
 
@@ -53,6 +53,20 @@ class Observation:
     alternatives: Mapping[str, float] | None = None
     probe_tokens: int = 0
     hedged: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The step of a ``thinkstop.trace/1`` line (a recorded step *is* what the
+        policy saw: :class:`thinkstop.scheduler.trace.Step` is this class)."""
+        out: dict[str, Any] = {
+            "tokens": self.tokens,
+            "answer": self.answer,
+            "logprob": self.logprob,
+            "alternatives": dict(self.alternatives) if self.alternatives else None,
+            "probe_tokens": self.probe_tokens,
+        }
+        if self.hedged:
+            out["hedged"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)

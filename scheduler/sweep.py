@@ -27,7 +27,7 @@ from thinkstop.scheduler.policies import (
 )
 from thinkstop.scheduler.policy import Guarded, Policy
 from thinkstop.scheduler.registry import PolicySpec, create_policy
-from thinkstop.scheduler.replay import observation, replay_one
+from thinkstop.scheduler.replay import replay_one
 from thinkstop.scheduler.signals import (
     NONE,
     OTHER,
@@ -232,7 +232,7 @@ class TraceBatch:
             tracker = SignalTracker(window=window, metric=metric)
             previous: str | None = None
             for j, step in enumerate(trace.steps):
-                sig = tracker.update(observation(step))
+                sig = tracker.update(step)
                 conf[i, j], change[i, j], streak[i, j] = sig.confidence, sig.change, sig.streak
                 answered[i, j] = sig.answer is not None
                 repeat[i, j] = sig.answer is not None and sig.answer == previous

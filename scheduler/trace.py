@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from thinkstop.scheduler.signals import Observation
+
 TRACE_FORMAT = "thinkstop.trace/1"
 
 
@@ -18,26 +20,9 @@ class TraceError(ValueError):
     """A trace line is malformed; the message names the line."""
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    tokens: int
-    answer: str | None
-    logprob: float | None = None
-    alternatives: dict[str, float] | None = None
-    probe_tokens: int = 0
-    hedged: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "tokens": self.tokens,
-            "answer": self.answer,
-            "logprob": self.logprob,
-            "alternatives": self.alternatives,
-            "probe_tokens": self.probe_tokens,
-        }
-        if self.hedged:
-            out["hedged"] = True
-        return out
+# One recorded step is the observation a policy saw at that boundary: the same class,
+# so recording and replaying convert nothing.
+Step = Observation
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,26 +1,6 @@
-"""The shipped test doubles (:mod:`thinkstop.proxy.testing`), plus an in-process upstream
-for orchestrator tests (:mod:`tests.fakes.memory_upstream`)."""
+"""The shipped test doubles (:mod:`thinkstop.proxy.testing`) under the name the suite has
+always used, plus an in-process upstream for orchestrator tests
+(:mod:`tests.fakes.memory_upstream`)."""
 
-from thinkstop.proxy.testing import (
-    PROBE_LIMIT,
-    VOCABULARY,
-    FakeReasoningServer,
-    FakeStats,
-    RequestRecord,
-    Script,
-    ServerThread,
-    free_port,
-    words,
-)
-
-__all__ = [
-    "PROBE_LIMIT",
-    "VOCABULARY",
-    "FakeReasoningServer",
-    "FakeStats",
-    "RequestRecord",
-    "Script",
-    "ServerThread",
-    "free_port",
-    "words",
-]
+from thinkstop.proxy.testing import *  # noqa: F403 - the same names, on purpose
+from thinkstop.proxy.testing import __all__ as __all__
