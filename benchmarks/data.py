@@ -2,20 +2,23 @@
 
 Two families load public data: BIG-Bench Extra Hard's zebra puzzles and Anthropic's
 model-written advanced-ai-risk evals. Files download on first use from
-raw.githubusercontent.com at a pinned commit, are checked against a SHA-256 and kept in a
-cache (``$XDG_CACHE_HOME/thinkstop/data``, else ``~/.cache/thinkstop/data``). A local
+raw.githubusercontent.com at a pinned commit, are checked against a SHA-256 and kept in
+``data/`` of thinkstop's user cache (``THINKSTOP_CACHE_DIR``, else
+``$XDG_CACHE_HOME/thinkstop``, else ``~/.cache/thinkstop``). A local
 folder laid out like the upstream paths below (``--data-dir`` or ``THINKSTOP_DATA_DIR``)
 is used instead when given; its files are checked against the same hashes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from thinkstop.proxy.upstreams.local.model_files import cache_dir as user_cache_dir
+from thinkstop.proxy.upstreams.local.model_files import sha256_file
 
 ENV_VAR: Final = "THINKSTOP_DATA_DIR"
 
@@ -92,16 +95,10 @@ class DataError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "thinkstop" / "data"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Where downloaded task files are kept: ``data/`` in thinkstop's user cache (the same
+    folder the embedded model uses: ``THINKSTOP_CACHE_DIR``, ``$XDG_CACHE_HOME/thinkstop``
+    or ``~/.cache/thinkstop``)."""
+    return user_cache_dir() / "data"
 
 
 def _check(path: Path, source: Source) -> Path:

@@ -1,9 +1,10 @@
 """A seeded synthetic trace set in which answers settle early and later drift.
 
 It imitates the inverse-scaling pattern reported by Gema et al. (arXiv 2507.14417) and seen
-on the local 1.5B model (DESIGN.md): the model explores, settles on the right answer with
-rising confidence, and then, the longer it thinks, often talks itself into a distractor-
-driven wrong answer. Each trace has three phases:
+on the embedded 1.5B model (on misleading-math items a probe at 0 reasoning tokens was
+right on 6 of 12, the model's own final answers on 1 of 12): the model explores, settles
+on the right answer with rising confidence, and then, the longer it thinks, often talks
+itself into a distractor-driven wrong answer. Each trace has three phases:
 
 1. exploring (until ``settle``): answers wander among candidates, mostly with low
    probability but now and then confidently wrong (probe calibration is poor);
@@ -70,7 +71,8 @@ def make_trace(rng: random.Random, index: int, chunk_tokens: int = 64) -> Trace:
         answer: str | None
         if tokens < settle:
             answer = rng.choice([*pool, None])
-            # Early guesses are sometimes confidently wrong (poor calibration, DESIGN.md).
+            # Early guesses are sometimes confidently wrong (the 1.5B model's probes at p >= 0.9
+            # were right 8 times in 19).
             overconfident = rng.random() < 0.25
             logprob = -rng.uniform(0.02, 0.2) if overconfident else -rng.uniform(0.4, 1.8)
             hedged = rng.random() < 0.3

@@ -94,10 +94,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if bad_json:
             return JSONResponse(error_body(message, "invalid_request_error", "invalid_json"),
                                 status_code=400)
-        return JSONResponse(
-            error_body(message, "invalid_request_error", "validation_error", param),
-            status_code=422,
-        )
+        # The per-request thinkstop options have their own code, as documented.
+        code = "invalid_thinkstop" if (param or "").startswith("thinkstop") else (
+            "validation_error")
+        return JSONResponse(error_body(message, "invalid_request_error", code, param),
+                            status_code=422)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

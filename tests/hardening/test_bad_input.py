@@ -63,6 +63,8 @@ async def test_bad_requests_name_the_field(small: tuple[Proxy, LoopProbe],
         reply = await http.post(f"{small[0].url}/chat/completions", json=body)
     error = assert_openai_error(reply, status)
     assert error["param"] == param and says in error["message"]
+    if param.startswith("thinkstop"):  # the documented code of a bad thinkstop option
+        assert error["code"] == "invalid_thinkstop"
     assert fake.stats.requests == []  # nothing reached the upstream
 
 
