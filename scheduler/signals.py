@@ -27,6 +27,35 @@ _HEDGES: Final = re.compile(
 )
 
 
+# Where a reasoning model changes course: the points where a probe learns the most (DEER,
+# Yang et al. 2025, probes at "Wait"). Word boundaries, as above.
+_CUES: Final = re.compile(
+    r"\b(?:wait|hmm+|alternatively|actually|but then|on second thought|let me "
+    r"(?:double-check|re-?check|verify|reconsider|think again)|however)\b",
+    re.IGNORECASE,
+)
+_WORD: Final = re.compile(r"\w+")
+REPETITION_NGRAM: Final = 6
+REPETITION_WINDOW: Final = 600  # words
+
+
+def has_cue(text: str) -> bool:
+    """True when ``text`` changes course ("Wait", "Alternatively", "let me double-check")."""
+    return _CUES.search(text) is not None
+
+
+def repetition(text: str, n: int = REPETITION_NGRAM, window: int = REPETITION_WINDOW) -> float:
+    """How much the last ``window`` words of ``text`` repeat themselves: the share of its
+    word ``n``-grams seen before within the window (0: none repeats; near 1: a loop).
+    A reasoning loop writes the same sentences again and again; fresh reasoning rarely
+    repeats six words in a row."""
+    words = [w.lower() for w in _WORD.findall(text)][-window:]
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if len(grams) < 2:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
 def find_hedges(text: str) -> list[str]:
     """Hedging words and phrases in ``text``, lower-cased, in order."""
     return [m.group(0).lower() for m in _HEDGES.finditer(text)]
@@ -44,7 +73,10 @@ class Observation:
     ``answer`` is the raw probe answer (normalised here); ``logprob`` its total log
     probability over all its tokens; ``alternatives`` maps raw answers to log probabilities
     when the upstream gives top alternatives; ``hedged`` says whether the reasoning chunk
-    that ended at this boundary hedged.
+    that ended at this boundary hedged, ``cue`` whether it changed course (see
+    :func:`has_cue`); ``repetition`` is :func:`repetition` of the reasoning so far. The
+    probe's cost: ``probe_tokens`` generated, ``probe_prompt_tokens`` read, of which
+    ``probe_cached_tokens`` came from a prefix cache (cheap or free, by provider).
     """
 
     tokens: int
@@ -53,6 +85,10 @@ class Observation:
     alternatives: Mapping[str, float] | None = None
     probe_tokens: int = 0
     hedged: bool = False
+    probe_prompt_tokens: int = 0
+    probe_cached_tokens: int = 0
+    cue: bool = False
+    repetition: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The step of a ``thinkstop.trace/1`` line (a recorded step *is* what the
@@ -66,6 +102,13 @@ class Observation:
         }
         if self.hedged:
             out["hedged"] = True
+        if self.probe_prompt_tokens:
+            out["probe_prompt_tokens"] = self.probe_prompt_tokens
+            out["probe_cached_tokens"] = self.probe_cached_tokens
+        if self.cue:
+            out["cue"] = True
+        if self.repetition is not None:
+            out["repetition"] = round(self.repetition, 4)
         return out
 
 

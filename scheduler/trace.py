@@ -119,6 +119,12 @@ def _step(raw: Any, index: int, line: int) -> Step:
         alternatives=alts,
         probe_tokens=_int(raw.get("probe_tokens", 0), f"{where}.probe_tokens", line),
         hedged=bool(raw.get("hedged", False)),
+        probe_prompt_tokens=_int(raw.get("probe_prompt_tokens", 0),
+                                 f"{where}.probe_prompt_tokens", line),
+        probe_cached_tokens=_int(raw.get("probe_cached_tokens", 0),
+                                 f"{where}.probe_cached_tokens", line),
+        cue=bool(raw.get("cue", False)),
+        repetition=_opt_float(raw.get("repetition"), f"{where}.repetition", line),
     )
 
 

@@ -9,7 +9,10 @@ tokens are the ones counted as they arrived (see :mod:`thinkstop.proxy.upstreams
   after the halt point (already in flight), paid for but not used, including
   ``cut_snapped_tokens``: a partial word at the halt point, dropped so that the reasoning
   the continuation reads ends at a whole word.
-- ``probe_tokens``: tokens the probes generated; their prompts count in ``prompt_tokens``.
+- ``probe_tokens``: tokens the probes generated; their prompts count in ``prompt_tokens``
+  and, apart, in ``probe_prompt_tokens``, of which ``probe_cached_tokens`` a prefix cache
+  served (the embedded model's, vLLM's and SGLang's prefix caches, providers' prompt
+  caching): cheap or free to compute, billed at a discount by most providers.
 - ``answer_tokens``: the answer (the model's own after natural thinking, or the
   continuation's).
 - usage ``completion_tokens_details.reasoning_tokens`` = reasoning (used and discarded) +
@@ -43,6 +46,7 @@ class CallCount:
             self.exact.prompt_tokens or self.prompt_estimate,
             max(self.exact.completion_tokens, reasoning),
             reasoning,
+            self.exact.cached_prompt_tokens,
         )
 
 
@@ -98,6 +102,7 @@ class RunResult:
             self.probe_usage.prompt_tokens,
             self.probe_usage.completion_tokens,
             self.probe_usage.completion_tokens,
+            self.probe_usage.cached_prompt_tokens,
         )
         if self.continuation is not None:
             total = total + self.continuation.usage()
@@ -122,6 +127,7 @@ class RunResult:
             "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.prompt_tokens + usage.completion_tokens,
             "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
         }
 
     def decision(self) -> dict[str, Any]:
@@ -134,6 +140,8 @@ class RunResult:
             "reasoning_tokens_discarded": self.main.discarded,
             "cut_snapped_tokens": self.cut_snapped_tokens,
             "probe_tokens": self.probe_tokens,
+            "probe_prompt_tokens": self.probe_usage.prompt_tokens,
+            "probe_cached_tokens": self.probe_usage.cached_prompt_tokens,
             "probes": self.probes,
             "answer_tokens": self.answer_tokens,
             "strategy": self.strategy,

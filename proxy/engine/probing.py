@@ -23,12 +23,21 @@ DEFAULT_TIMEOUT = 10.0  # seconds: a network round trip plus a short generation
 
 
 @dataclass(frozen=True, slots=True)
+class Marks:
+    """What the reasoning looked like at a boundary (see :class:`Observation`)."""
+
+    hedged: bool = False
+    cue: bool = False
+    repetition: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeOutcome:
     """One finished probe; ``result`` is None when it failed."""
 
     seq: int
     tokens: int  # reasoning tokens at the boundary the probe was taken from
-    hedged: bool
+    marks: Marks
     result: ProbeResult | None
 
 
@@ -83,7 +92,7 @@ class ProbeRunner:
         """Probes failed ``failure_limit`` times in a row: probing is off."""
         return self.failures_in_a_row >= self.failure_limit
 
-    def launch(self, tokens: int, reasoning: str, hedged: bool) -> bool:
+    def launch(self, tokens: int, reasoning: str, marks: Marks) -> bool:
         """Start a probe from ``reasoning``; False (and counted) when at the bound."""
         if self.unavailable:
             return False
@@ -93,12 +102,12 @@ class ProbeRunner:
         seq = self._next_seq
         self._next_seq += 1
         self.launched += 1
-        task = asyncio.ensure_future(self._run(seq, tokens, reasoning, hedged))
+        task = asyncio.ensure_future(self._run(seq, tokens, reasoning, marks))
         self._tasks[seq] = task
         task.add_done_callback(functools.partial(self._done, seq))
         return True
 
-    async def _run(self, seq: int, tokens: int, reasoning: str, hedged: bool) -> ProbeOutcome:
+    async def _run(self, seq: int, tokens: int, reasoning: str, marks: Marks) -> ProbeOutcome:
         try:
             result = await asyncio.wait_for(
                 self.upstream.probe(self.request, reasoning, self.max_tokens),
@@ -112,15 +121,15 @@ class ProbeRunner:
                                   detail=str(exc)[:200])
                 if self.failures_in_a_row == self.failure_limit:
                     self._log.warning("probes_unavailable", failures=self.failures_in_a_row)
-            return ProbeOutcome(seq, tokens, hedged, None)
+            return ProbeOutcome(seq, tokens, marks, None)
         self.failures_in_a_row = 0
         self.usage = self.usage + result.usage
-        return ProbeOutcome(seq, tokens, hedged, result)
+        return ProbeOutcome(seq, tokens, marks, result)
 
     def _done(self, seq: int, task: asyncio.Task[ProbeOutcome]) -> None:
         self._tasks.pop(seq, None)
         if task.cancelled():
-            self._finished[seq] = ProbeOutcome(seq, 0, False, None)
+            self._finished[seq] = ProbeOutcome(seq, 0, Marks(), None)
         else:
             self._finished[seq] = task.result()
         self._notify()

@@ -38,7 +38,7 @@ from tenacity import (
 
 from thinkstop.proxy.engine.accounting import RunResult
 from thinkstop.proxy.engine.continuation import ContinuationChain, fallback_chain
-from thinkstop.proxy.engine.probing import ProbeOutcome, ProbeRunner
+from thinkstop.proxy.engine.probing import Marks, ProbeOutcome, ProbeRunner
 from thinkstop.proxy.upstreams.base import (
     ChatRequest,
     Continuation,
@@ -49,6 +49,7 @@ from thinkstop.proxy.upstreams.base import (
 )
 from thinkstop.proxy.upstreams.providers import reasoning_effort
 from thinkstop.scheduler import Guarded, Observation, extract_answer, is_hedging
+from thinkstop.scheduler.signals import has_cue, repetition
 
 DeltaKind = Literal["reasoning", "content"]
 
@@ -216,7 +217,7 @@ class HaltingRun:
         if self._stream is None:
             raise RuntimeError("call start() first")
         if self.probing and self.options.probe_at_start:
-            self._probes.launch(0, "", False)
+            self._probes.launch(0, "", Marks())
         if self._first is not None:
             self._queue.put_nowait(self._first)
             self._pump = asyncio.ensure_future(self._run_pump())
@@ -364,8 +365,10 @@ class HaltingRun:
             # The probe reads the reasoning up to its last whole word (see _release), and
             # is recorded at the tokens it read, not the ones that had arrived.
             held = self.upstream.count_tokens(self._tail) if self._tail else 0
-            self._probes.launch(max(0, tokens - held), "".join(self._reasoning),
-                                is_hedging(chunk))
+            reasoning = "".join(self._reasoning)
+            marks = Marks(hedged=is_hedging(chunk), cue=has_cue(chunk),
+                          repetition=repetition(reasoning))
+            self._probes.launch(max(0, tokens - held), reasoning, marks)
 
     def _observe(self, outcomes: list[ProbeOutcome]) -> None:
         for outcome in outcomes:
@@ -446,13 +449,18 @@ def _observation(outcome: ProbeOutcome) -> Observation | None:
     """What the policy sees of a finished probe (None when the probe failed)."""
     if outcome.result is None:
         return None
+    usage = outcome.result.usage
     return Observation(
         tokens=outcome.tokens,
         answer=extract_answer(outcome.result.text, whole_text_fallback=True),
         logprob=outcome.result.logprob,
         alternatives=outcome.result.alternatives,
-        probe_tokens=outcome.result.usage.completion_tokens,
-        hedged=outcome.hedged,
+        probe_tokens=usage.completion_tokens,
+        hedged=outcome.marks.hedged,
+        probe_prompt_tokens=usage.prompt_tokens,
+        probe_cached_tokens=usage.cached_prompt_tokens,
+        cue=outcome.marks.cue,
+        repetition=outcome.marks.repetition,
     )
 
 

@@ -22,10 +22,13 @@ def parse_usage(raw: Any) -> Usage | None:
         return None
     details = raw.get("completion_tokens_details") or {}
     reasoning = _int(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
     return Usage(
         prompt_tokens=_int(raw.get("prompt_tokens")),
         completion_tokens=_int(raw.get("completion_tokens")),
         reasoning_tokens=reasoning,
+        cached_prompt_tokens=cached,
     )
 
 

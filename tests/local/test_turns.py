@@ -150,7 +150,7 @@ def test_transcript_never_splits_a_character_across_tokens() -> None:
     assert t.context(as_engine(FakeEngine()), "x") == [1, 2, 3, ord("x")]
 
 
-def test_continuation_counts_only_evaluated_prompt_tokens() -> None:
+def test_continuation_counts_its_whole_prompt_and_what_the_cache_held() -> None:
     fake = FakeEngine("\n2\0")
     context = [1, 2, 3, *[ord(c) for c in "so 2"]]
     fake.held = list(context)  # the main stream left this in the cache
@@ -160,9 +160,11 @@ def test_continuation_counts_only_evaluated_prompt_tokens() -> None:
     assert joined(events, "content") == "2"
     usage = events[-1].usage
     assert usage is not None
-    # the closing tag (in the first, banned call), then one token to resume: the prompt
-    # and the reasoning came from the cache
-    assert usage.prompt_tokens == len("\n</think>\n\n") + 1
+    # the whole prompt (context + closing tag) once, then one token re-run to resume; the
+    # prompt and the reasoning came from the cache
+    tag = len("\n</think>\n\n")
+    assert usage.prompt_tokens == len(context) + tag + 1
+    assert usage.cached_prompt_tokens == len(context)
     assert usage.completion_tokens == 2
 
 
@@ -179,8 +181,11 @@ def test_probe_sums_every_answer_token_renormalised_without_the_end_token() -> N
     # phase 1 banned the end token until the answer began, phase 2 ran free
     assert [c.ban for c in fake.calls] == [(EOG,), ()]
     assert result.usage.completion_tokens == 3  # " ", "2", and the newline that ended it
-    assert result.usage.prompt_tokens == sum(c.result.evaluated for c in fake.calls
-                                             if c.result is not None)
+    evaluated = sum(c.result.evaluated for c in fake.calls if c.result is not None)
+    first = fake.calls[0].result
+    assert first is not None
+    assert result.usage.cached_prompt_tokens == first.reused
+    assert result.usage.prompt_tokens == evaluated + first.reused
 
 
 def test_probe_stops_at_the_end_of_the_turn_and_at_its_token_limit() -> None:

@@ -194,8 +194,10 @@ def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
 
     A model that ends its turn inside ``<think>`` gets the block closed for it and writes
     its answer; the first answer token may not end the turn. Usage counts as prompt
-    tokens ``prompt_tokens`` (None: what the first call had to evaluate) plus every token
-    evaluated by later calls (closing tags, and the tokens re-run after a probe).
+    tokens ``prompt_tokens`` (None: the first call's whole prompt, read from the cache or
+    evaluated) plus every token evaluated by later calls (closing tags, and the tokens
+    re-run after a probe); ``cached_prompt_tokens`` is what the first call found in the
+    cache.
     Abandoned (``should_stop``): returns silently.
     """
     turn = _Turn(engine, seq, ThinkSplitter(start), transcript, max_tokens, emit, preempt,
@@ -203,6 +205,7 @@ def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
     forced = False
     finish = "length"
     prompt_cost: int | None = prompt_tokens
+    cached = 0
     first = True
     while turn.counter.completion < max_tokens:
         room = engine.n_ctx - len(seq) - 1
@@ -220,9 +223,11 @@ def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
             sampling=sampling, on_tokens=turn.on_tokens, should_stop=should_stop,
             ban=sorted(engine.eog_ids) if ban else (), offset=turn.counter.completion,
         )
-        if first and prompt_cost is None:
-            prompt_cost = result.evaluated
-        elif not first:
+        if first:
+            cached = result.reused
+            if prompt_cost is None:
+                prompt_cost = result.evaluated + result.reused
+        else:
             prompt_cost = (prompt_cost or 0) + result.evaluated
         first = False
         if result.finish == "stopped":
@@ -249,7 +254,7 @@ def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
     emit(StreamEvent(kind="finish", finish_reason=finish))
     emit(StreamEvent(kind="usage", usage=Usage(
         prompt_tokens=prompt_cost or 0, completion_tokens=turn.counter.completion,
-        reasoning_tokens=turn.counter.reasoning)))
+        reasoning_tokens=turn.counter.reasoning, cached_prompt_tokens=cached)))
 
 
 def chat_turn(engine: LocalEngine, prompt: Prompt, transcript: Transcript, *,
@@ -269,8 +274,9 @@ def answer_turn(engine: LocalEngine, context: list[int], reasoning: str, *, max_
                 sampling: Sampling, should_stop: StopCheck, preempt: Preemption,
                 emit: Emit) -> None:
     """The continuation: ``context`` (prompt + reasoning) closed with ``</think>``, then
-    the model's own answer as content events, finish, and usage. Prompt tokens count only
-    what had to be evaluated (the cache usually holds the rest)."""
+    the model's own answer as content events, finish, and usage. Its prompt is the whole
+    context; the part the cache held (usually all but the closing tag) is counted as
+    cached."""
     seq = [*context, *engine.tokenize(closing(reasoning), special=True)]
     budget = min(max_tokens, engine.n_ctx - len(seq) - 1)
     if budget <= 0:
@@ -340,14 +346,16 @@ def run_probe(engine: LocalEngine, context: list[int], reasoning: str, max_token
     first non-blank one), each as answer-so-far + that token, with its log probability.
     Ending the turn is not allowed before that first non-blank token (the probabilities
     there are renormalised without the end tokens). The answer ends at ``</answer>``, a
-    newline, the end of the turn or ``max_tokens``. ``usage.prompt_tokens`` counts only
-    the tokens the model had to evaluate.
+    newline, the end of the turn or ``max_tokens``. ``usage.prompt_tokens`` is the whole
+    prompt read (context + suffix, plus the token re-run between the two phases);
+    ``usage.cached_prompt_tokens`` the part the cache held: usually all but the suffix.
     """
     suffix = engine.tokenize(probe_suffix(reasoning), special=True)
     seq = [*context, *suffix]
     state = _ProbeState(engine, seq, max_tokens, top_k)
     stop = should_stop or (lambda: False)
     evaluated = 0
+    cached: int | None = None
     # Phase 1 bans the end tokens until the first non-blank token; phase 2 runs free until
     # a newline after the answer, the end of the turn, or the token limit.
     for ban in (True, False):
@@ -359,6 +367,7 @@ def run_probe(engine: LocalEngine, context: list[int], reasoning: str, max_token
             should_stop=stop, top_n=top_k + 1, ban=sorted(engine.eog_ids) if ban else (),
         )
         evaluated += result.evaluated
+        cached = result.reused if cached is None else cached
         if result.finish != "stopped":
             break
     answer, logprob = state.answer()
@@ -367,7 +376,8 @@ def run_probe(engine: LocalEngine, context: list[int], reasoning: str, max_token
         text=answer,
         logprob=logprob if answer else None,
         alternatives=state.alternatives or None,
-        usage=Usage(prompt_tokens=evaluated, completion_tokens=state.generated),
+        usage=Usage(prompt_tokens=evaluated + (cached or 0), completion_tokens=state.generated,
+                    cached_prompt_tokens=cached or 0),
     )
 
 
