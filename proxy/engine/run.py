@@ -362,13 +362,13 @@ class HaltingRun:
         ):
             return
         if self.policy.wants_probe(tokens):
-            # The probe reads the reasoning up to its last whole word (see _release), and
-            # is recorded at the tokens it read, not the ones that had arrived.
-            held = self.upstream.count_tokens(self._tail) if self._tail else 0
+            # The probe reads the reasoning up to its last whole word (see _release); it
+            # is recorded at the boundary (the tokens streamed so far), so that traces
+            # keep the schedule's positions and replay sees what this loop sees.
             reasoning = "".join(self._reasoning)
             marks = Marks(hedged=is_hedging(chunk), cue=has_cue(chunk),
                           repetition=repetition(reasoning))
-            self._probes.launch(max(0, tokens - held), reasoning, marks)
+            self._probes.launch(tokens, reasoning, marks)
 
     def _observe(self, outcomes: list[ProbeOutcome]) -> None:
         for outcome in outcomes:

@@ -100,22 +100,20 @@ def test_bench_run_writes_files_and_numbers(fake, tmp_path):
     traces = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
     assert len(traces) == 4 and {t["format"] for t in traces} == {"thinkstop.trace/1"}
     trace = traces[0]
-    # probes at every 16 tokens, each recorded at the tokens it read (the newest word,
-    # its leading space included, is held back until the next one arrives)
-    assert [s["tokens"] for s in trace["steps"]] == [0, 15, 31, 47, 63, 79, 95, 111]
+    assert [s["tokens"] for s in trace["steps"]] == [0, 16, 32, 48, 64, 80, 96, 112]
     assert [s["answer"] for s in trace["steps"][1:]] == ["7", "7", "2", "2", "2", "2", "5"]
     assert trace["natural"] == {"tokens": 120, "answer": "5"}
 
     item = "misleading_math-00000"
     truncate = {b: rows[f"{item}|truncate|{b}|0"] for b in (32, 64, 128)}
     assert [(r["answer"], r["reasoning_tokens"], r["correct"]) for r in truncate.values()] == [
-        ("7", 31, False),
-        ("2", 63, True),
+        ("7", 32, False),
+        ("2", 64, True),
         ("5", 120, False),
     ]
     policy = rows[f"{item}|policy|consistency:window=3|0"]
-    # Answers 7, 7, 2, 2, 2 at 15..79: three equal answers first at 79.
-    assert (policy["answer"], policy["reasoning_tokens"], policy["correct"]) == ("2", 79, True)
+    # Answers 7, 7, 2, 2, 2 at 16..80: three equal answers first at 80.
+    assert (policy["answer"], policy["reasoning_tokens"], policy["correct"]) == ("2", 80, True)
     probe_cost = sum(s["probe_tokens"] for s in trace["steps"][1:6])
     assert policy["probe_tokens"] == probe_cost > 0
     for sample in (0, 1):
@@ -138,7 +136,7 @@ def test_bench_run_writes_files_and_numbers(fake, tmp_path):
     assert plateau["score"]["mean"] == 1.0
     saving = plateau["vs_truncate"]
     assert saving["reference"] == "64"
-    assert saving["saved_tokens"] == pytest.approx(63 - 79 - plateau["probe_tokens"])
+    assert saving["saved_tokens"] == pytest.approx(64 - 80 - plateau["probe_tokens"])
     assert set(summary["tasks"]["misleading_math"]["levels"]) == {"all", "1", "2", "3", "4"}
     report = (out / "report.md").read_text()
     assert "## misleading_math" in report and "consistency:window=3" in report

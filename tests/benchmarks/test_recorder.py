@@ -13,9 +13,9 @@ def test_trace_probes_every_boundary_and_the_natural_end(scripted):
             scripted, REQUEST, settings, item_id="i", task="t", expected="2", meta={"level": "1"}
         )
     )
-    # each probe is recorded at the tokens it read: the reasoning up to its last whole
+    # each probe is recorded at its boundary; it read the reasoning up to the last whole
     # word (the fake's words carry their leading space, so the newest one is held back)
-    assert [s.tokens for s in trace.steps] == [0, 9, 19, 29, 39]
+    assert [s.tokens for s in trace.steps] == [0, 10, 20, 30, 40]
     assert [s.answer for s in trace.steps] == ["7", "7", "2", "2", "2"]
     assert all(s.probe_tokens == 2 and s.logprob == -0.1 for s in trace.steps)
     assert trace.natural.tokens == 100 and trace.natural.answer == "5"

@@ -59,9 +59,9 @@ def test_replay_rows_match_the_scripted_model(scripted, tmp_path):
     assert rows[key.format("truncate", "0")]["answer"] == "7"
     assert rows[key.format("truncate", "20")]["answer"] == "2"
     assert rows[key.format("truncate", "80")]["answer"] == "5"  # probe at 80 (>= 60)
-    # Policies see no probe at 0: answers at 9, 19, 29 are 7, 2, 2 -> halt at 29.
+    # Policies see no probe at 0: answers at 10, 20, 30 are 7, 2, 2 -> halt at 30.
     policy = rows[key.format("policy", "consistency:window=2")]
-    assert (policy["answer"], policy["reasoning_tokens"], policy["probe_tokens"]) == ("2", 29, 6)
+    assert (policy["answer"], policy["reasoning_tokens"], policy["probe_tokens"]) == ("2", 30, 6)
     assert rows[key.format("natural", "")]["reasoning_tokens"] == 100
 
 
