@@ -64,12 +64,15 @@ class GuardRails:
     ``min_tokens``: never halt before this much reasoning. ``max_tokens``: always halt at
     this much reasoning (the proxy cuts the stream there even between probes).
     ``max_probes``: stop probing after this many; the stream then runs to its natural end
-    or to ``max_tokens``.
+    or to ``max_tokens``. ``loop``: halt (``reason: "loop"``) once the reasoning repeats
+    itself this much (:func:`thinkstop.scheduler.signals.repetition`, 0 to 1): a loop never
+    plateaus, and would otherwise run to ``max_tokens``.
     """
 
     min_tokens: int = 0
     max_tokens: int | None = None
     max_probes: int | None = None
+    loop: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_tokens < 0:
@@ -78,6 +81,8 @@ class GuardRails:
             raise ValueError("max_tokens must be >= 0")
         if self.max_probes is not None and self.max_probes < 0:
             raise ValueError("max_probes must be >= 0")
+        if self.loop is not None and not 0.0 < self.loop <= 1.0:
+            raise ValueError("loop must be in (0, 1]")
         if self.max_tokens is not None and self.min_tokens > self.max_tokens:
             raise ValueError(
                 f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})"
@@ -125,4 +130,7 @@ class Guarded:
             return Decision(halt=False, reason="min_tokens", signals=decision.signals)
         if self.over_budget(obs.tokens):
             return Decision(halt=True, reason="max_tokens", signals=decision.signals)
+        loop = self.rails.loop
+        if loop is not None and obs.repetition is not None and obs.repetition >= loop:
+            return Decision(halt=True, reason="loop", signals=decision.signals)
         return decision

@@ -15,7 +15,7 @@ from thinkstop.scheduler.policies import BUILTIN_POLICIES
 from thinkstop.scheduler.policy import Guarded, GuardRails, Policy
 
 DEFAULT_POLICY = "plateau"
-GUARD_KEYS = ("min_tokens", "max_tokens", "max_probes")
+GUARD_KEYS = ("min_tokens", "max_tokens", "max_probes", "loop")
 
 _REGISTRY: dict[str, type[Policy]] = {cls.name: cls for cls in BUILTIN_POLICIES}
 
@@ -69,7 +69,7 @@ class PolicySpec:
 
     name: str
     params: dict[str, object]
-    rails: dict[str, int]
+    rails: dict[str, float]
 
     def __str__(self) -> str:
         items = {**self.params, **self.rails}
@@ -88,24 +88,33 @@ def _coerce(policy: str, key: str, raw: str, default: object) -> object:
         ) from None
 
 
-def parse_spec(spec: str) -> PolicySpec:
-    """Parse ``name`` or ``name:key=value,...`` into a :class:`PolicySpec`."""
-    text = spec.strip()
-    if not text:
-        raise PolicySpecError(f"empty policy spec; valid policies: {', '.join(policy_names())}")
-    name, _, rest = text.partition(":")
+def split_spec(spec: str) -> tuple[str, list[tuple[str, str]]]:
+    """``name:key=value,...`` -> (name, [(key, value), ...]): the spec syntax that
+    policies and probe schedules share."""
+    name, _, rest = spec.strip().partition(":")
     name = name.strip()
-    defaults = policy_parameters(name)
-    params: dict[str, object] = {}
-    rails: dict[str, int] = {}
+    pairs: list[tuple[str, str]] = []
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or not key or not value:
             raise PolicySpecError(f"{name}: expected key=value, got {item!r}")
+        pairs.append((key, value))
+    return name, pairs
+
+
+def parse_spec(spec: str) -> PolicySpec:
+    """Parse ``name`` or ``name:key=value,...`` into a :class:`PolicySpec`."""
+    if not spec.strip():
+        raise PolicySpecError(f"empty policy spec; valid policies: {', '.join(policy_names())}")
+    name, pairs = split_spec(spec)
+    defaults = policy_parameters(name)
+    params: dict[str, object] = {}
+    rails: dict[str, float] = {}
+    for key, value in pairs:
         if key in GUARD_KEYS:
-            coerced = _coerce(name, key, value, 0)
-            assert isinstance(coerced, int)
+            coerced = _coerce(name, key, value, 0.0 if key == "loop" else 0)
+            assert isinstance(coerced, int | float)
             rails[key] = coerced
         elif key in defaults:
             params[key] = _coerce(name, key, value, defaults[key])
@@ -113,6 +122,10 @@ def parse_spec(spec: str) -> PolicySpec:
             valid = ", ".join([*defaults, *GUARD_KEYS])
             raise PolicySpecError(f"{name}: unknown parameter {key!r}; valid parameters: {valid}")
     return PolicySpec(name=name, params=params, rails=rails)
+
+
+def _opt_int(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def create_policy(spec: str | PolicySpec, rails: GuardRails | None = None) -> Guarded:
@@ -128,15 +141,17 @@ def create_policy(spec: str | PolicySpec, rails: GuardRails | None = None) -> Gu
     except ValueError as exc:
         raise PolicySpecError(str(exc)) from None
     base = rails or GuardRails()
-    min_tokens = parsed.rails.get("min_tokens", base.min_tokens)
-    max_tokens = parsed.rails.get("max_tokens", base.max_tokens)
-    max_probes = parsed.rails.get("max_probes", base.max_probes)
+    min_tokens = int(parsed.rails.get("min_tokens", base.min_tokens))
+    max_tokens = _opt_int(parsed.rails.get("max_tokens", base.max_tokens))
+    max_probes = _opt_int(parsed.rails.get("max_probes", base.max_probes))
+    loop = parsed.rails.get("loop", base.loop)
     budget = getattr(policy, "budget", None)
     if isinstance(budget, int):
         max_tokens = budget if max_tokens is None else min(budget, max_tokens)
         min_tokens = min(min_tokens, max_tokens)
     try:
-        guard = GuardRails(min_tokens=min_tokens, max_tokens=max_tokens, max_probes=max_probes)
+        guard = GuardRails(min_tokens=min_tokens, max_tokens=max_tokens, max_probes=max_probes,
+                           loop=None if loop is None else float(loop))
     except ValueError as exc:
         raise PolicySpecError(f"{parsed.name}: {exc}") from None
     return Guarded(policy=policy, rails=guard)

@@ -97,6 +97,7 @@ class TraceBatch:
         self.cum_probe = np.zeros((n, width), dtype=np.int64)
         self.correct = np.zeros((n, width), dtype=np.bool_)
         self.hedged = np.zeros((n, width), dtype=np.bool_)
+        self.repetition = np.zeros((n, width), dtype=np.float64)
         self.nat_tokens = np.zeros(n, dtype=np.int64)
         self.nat_correct = np.zeros(n, dtype=np.bool_)
         self.codes = np.full((n, width), -1, dtype=np.int64)
@@ -137,6 +138,7 @@ class TraceBatch:
                     alt_rows.append((i, j, normalise_alternatives(merged)))
                 self.correct[i, j] = matches(step.answer, trace.expected)
                 self.hedged[i, j] = step.hedged
+                self.repetition[i, j] = step.repetition or 0.0
             self.nat_tokens[i] = trace.natural.tokens
             self.nat_correct[i] = matches(trace.natural.answer, trace.expected)
         for _, _, dist in alt_rows:
@@ -181,7 +183,7 @@ class TraceBatch:
         counts = np.zeros((n, width, self.columns))
         rows = np.arange(n)[:, None]
         cols = np.arange(width)[None, :]
-        for lag in range(window):
+        for lag in range(min(window, width)):  # a lag past the last step sees nothing
             shifted = np.full((n, width), -1, dtype=np.int64)
             shifted[:, lag:] = slot[:, : width - lag]
             present = shifted >= 0
@@ -340,6 +342,8 @@ def evaluate(batch: TraceBatch, spec: str | PolicySpec) -> BatchOutcome:
             observed &= batch.index < rails.max_probes
         may_halt = observed & (batch.tokens >= rails.min_tokens)
         fires = may_halt & (rule(batch, guarded.policy) | (batch.tokens >= max_tokens))
+        if rails.loop is not None:
+            fires |= may_halt & (batch.repetition >= rails.loop)
         has_halt = fires.any(axis=1)
         first = fires.argmax(axis=1)
         n_observed = observed.sum(axis=1)

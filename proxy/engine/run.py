@@ -49,6 +49,7 @@ from thinkstop.proxy.upstreams.base import (
 )
 from thinkstop.proxy.upstreams.providers import reasoning_effort
 from thinkstop.scheduler import Guarded, Observation, extract_answer, is_hedging
+from thinkstop.scheduler.schedule import create_schedule
 from thinkstop.scheduler.signals import has_cue, repetition
 
 DeltaKind = Literal["reasoning", "content"]
@@ -84,6 +85,7 @@ class RunOptions:
     # max_tokens cut still holds); ``shadow_halt`` says where it would have halted.
     shadow: bool = False
     probe_at_start: bool = False  # one probe before any reasoning (the no-thinking answer)
+    probe_schedule: str | None = None  # a schedule spec (scheduler.schedule); None: fixed
 
 
 class _End:
@@ -130,7 +132,7 @@ class HaltingRun:
         self._tail = ""  # reasoning after its last word boundary, held back (see _release)
         self._after_halt = ""  # the first reasoning text that arrived after the halt
         self._chunk_text: list[str] = []
-        self._next_boundary = options.chunk_tokens
+        self._schedule = create_schedule(options.probe_schedule, options.chunk_tokens)
         self._thinking_done = False
         self._halt_reason: str | None = None
         # Every probe's observation, in boundary order (recorded traces are made of them).
@@ -350,11 +352,12 @@ class HaltingRun:
         if not self.hidden and self.policy.over_budget(tokens):
             self._halt_reason = self.options.cap_reason
             return
-        if not self.probing or tokens < self._next_boundary or self._probes.unavailable:
+        if not self.probing or self._probes.unavailable:
             return
-        step = self.options.chunk_tokens
-        self._next_boundary = (tokens // step + 1) * step
         chunk = "".join(self._chunk_text)
+        cue = has_cue(chunk) if self._schedule.reads_cues else False
+        if not self._schedule.due(tokens, cue):
+            return
         self._chunk_text.clear()
         rails = self.policy.rails
         if rails.max_probes is not None and (

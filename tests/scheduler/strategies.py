@@ -21,7 +21,9 @@ def steps(draw: st.DrawFn, max_steps: int = 24) -> tuple[Step, ...]:
         alts = draw(st.one_of(st.none(), st.dictionaries(
             st.sampled_from(["2", "3", "A"]), st.floats(-8.0, 0.0), max_size=3)))
         out.append(Step(tokens=tokens, answer=answer, logprob=logprob, alternatives=alts or None,
-                        probe_tokens=draw(st.integers(0, 9)), hedged=draw(st.booleans())))
+                        probe_tokens=draw(st.integers(0, 9)), hedged=draw(st.booleans()),
+                        cue=draw(st.booleans()),
+                        repetition=draw(st.one_of(st.none(), st.floats(0.0, 1.0)))))
     return tuple(out)
 
 
@@ -57,6 +59,8 @@ def specs(draw: st.DrawFn) -> str:
         params.append(f"max_tokens={lo + draw(st.integers(0, 3000))}")
     if draw(st.booleans()):
         params.append(f"max_probes={draw(st.integers(0, 30))}")
+    if draw(st.booleans()):
+        params.append(f"loop={draw(st.floats(0.05, 1.0)):.3f}")
     return f"{name}:{','.join(params)}" if params else name
 
 

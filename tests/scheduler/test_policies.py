@@ -34,11 +34,7 @@ def test_guard_rails_hold_live(trace: Trace, spec: str) -> None:
     for step in trace.steps:
         if not policy.wants_probe(step.tokens):
             break
-        decision = policy.observe(Observation(tokens=step.tokens, answer=step.answer,
-                                              logprob=step.logprob,
-                                              alternatives=step.alternatives,
-                                              probe_tokens=step.probe_tokens,
-                                              hedged=step.hedged))
+        decision = policy.observe(step)  # a recorded step is the observation itself
         if decision.halt:
             stop = (step.tokens, step.answer, decision.reason != "max_tokens")
             break

@@ -115,3 +115,16 @@ def test_scalar_feature_fallback_equals_replay(batch_traces: list[Trace], spec: 
     slow = replay(batch_traces, spec)
     assert fast.tokens.tolist() == [o.tokens for o in slow]
     assert fast.correct.tolist() == [o.correct for o in slow]
+
+
+def test_a_window_wider_than_every_trace_replays_the_same_vectorised() -> None:
+    # Once a lag past the last step broke the vectorised features (found by hypothesis).
+    from thinkstop.scheduler.sweep import TraceBatch, evaluate
+    from thinkstop.scheduler.trace import Natural, Step, Trace
+
+    trace = Trace(id="t", task="x", expected="2", chunk_tokens=64,
+                  steps=(Step(tokens=64, answer="2"), Step(tokens=128, answer="2")),
+                  natural=Natural(tokens=200, answer="3"))
+    out = evaluate(TraceBatch([trace]), "consistency:window=5")
+    scalar = replay_one(trace, create_policy("consistency:window=5"))
+    assert (bool(out.correct[0]), int(out.tokens[0])) == (scalar.correct, scalar.tokens)
