@@ -1,4 +1,4 @@
-"""``thinkstop bench sample | run | report``.
+"""``thinkstop bench sample | run | report | gate``.
 
 Heavy modules (litellm, the upstream adapters, matplotlib, tqdm) are imported only when a
 subcommand runs.
@@ -13,9 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from thinkstop.benchmarks.tasks import DEFAULT_TASKS, FAMILIES
+from thinkstop.benchmarks.tasks import DEFAULT_N, DEFAULT_TASKS, FAMILIES
 
 _TASK_HELP = f"task names: {', '.join(FAMILIES)}, ai_risk:<subset> (e.g. ai_risk:survival-instinct)"
+_PAPER_BUDGETS = "0,1024,2048,4096,8192,16384"
+_ITEMS_HELP = (
+    "a JSONL file of the paper's released items for the task, run instead of its own "
+    "generator or loader: one object a line, {\"prompt\", \"answer\"} or {\"prompt\", "
+    "\"classes\", \"answer_index\"}, with the level in num_distractors, "
+    "examples_per_prompt or grid_size"
+)
 
 
 def split_policies(values: list[str]) -> list[str]:
@@ -54,6 +61,16 @@ def _tasks(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -66,9 +83,16 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
         "--grades-csv",
         type=Path,
         default=None,
-        help="a real student-lifestyle CSV for grades_regression",
+        help="a real student-lifestyle CSV for grades_regression (comma, semicolon or tab "
+        "separated; columns Student_ID, the five *_Hours_Per_Day, Stress_Level, Gender, "
+        "Grades)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the generated items and of each task's item order (default: 0)",
+    )
 
 
 def add_bench_parser(sub: Any) -> None:
@@ -80,10 +104,30 @@ def add_bench_parser(sub: Any) -> None:
         "(arXiv 2507.14417).",
     )
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="SUBCOMMAND", required=True)
+    _add_sample(bench_sub)
+    run = bench_sub.add_parser("run", help="run the benchmark against a model", epilog=_TASK_HELP)
+    _run_what(run)
+    _run_how(run)
+    _data_args(run)
+    run.set_defaults(func=run_bench)
 
+    report = bench_sub.add_parser("report", help="rebuild summary, report and plots from DIR")
+    report.add_argument("dir", type=Path, help="a `bench run --out` folder")
+    report.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    report.set_defaults(func=run_report)
+
+    from thinkstop.benchmarks.gate import add_gate_parser
+
+    add_gate_parser(bench_sub)
+
+
+def _add_sample(bench_sub: Any) -> None:
     sample = bench_sub.add_parser("sample", help="print task items", epilog=_TASK_HELP)
-    sample.add_argument("--task", required=True, type=lambda t: _tasks(t)[0])
-    sample.add_argument("--n", type=int, default=3)
+    sample.add_argument("--task", required=True, type=lambda t: _tasks(t)[0],
+                        help="the task to print items of")
+    sample.add_argument("--n", type=_positive, default=3,
+                        help="how many items, difficulty levels in turn (default: %(default)s)")
+    sample.add_argument("--items", default=None, metavar="FILE", help=_ITEMS_HELP)
     sample.add_argument(
         "--budget",
         type=int,
@@ -94,7 +138,9 @@ def add_bench_parser(sub: Any) -> None:
     _data_args(sample)
     sample.set_defaults(func=run_sample)
 
-    run = bench_sub.add_parser("run", help="run the benchmark against a model", epilog=_TASK_HELP)
+
+def _run_what(run: argparse.ArgumentParser) -> None:
+    """What a run asks: the model, the tasks and items, the budgets, runs and regimes."""
     run.add_argument(
         "--model",
         required=True,
@@ -105,21 +151,44 @@ def add_bench_parser(sub: Any) -> None:
     run.add_argument(
         "--tasks",
         type=_tasks,
-        default=list(DEFAULT_TASKS),
-        help=f"comma-separated task names (default: {','.join(DEFAULT_TASKS)})",
+        default=None,
+        help="comma-separated task names (default: the tasks named by --items, else "
+        f"{','.join(DEFAULT_TASKS)})",
+    )
+    run.add_argument(
+        "--task",
+        type=lambda t: _tasks(t)[0],
+        default=None,
+        help="one task name (the same as --tasks with a single name)",
+    )
+    run.add_argument(
+        "--items",
+        action="append",
+        default=None,
+        metavar="[TASK=]FILE",
+        help=f"{_ITEMS_HELP}; repeat as TASK=FILE for several tasks",
     )
     run.add_argument(
         "--n",
-        type=int,
-        default=10,
-        help="items per task, difficulty levels in turn (default: %(default)s)",
+        type=_positive,
+        default=None,
+        help=f"items per task, difficulty levels in turn (default: {DEFAULT_N}; every item "
+        "of an --items file)",
     )
     run.add_argument(
         "--budgets",
         type=_ints,
-        default=[0, 1024, 2048, 4096],
+        default=None,
         help="comma-separated requested and truncation budgets in reasoning tokens "
-        "(default: 0,1024,2048,4096)",
+        f"(default: the paper's {_PAPER_BUDGETS})",
+    )
+    run.add_argument(
+        "--runs",
+        type=_positive,
+        default=1,
+        help="independent runs per item of the requested and truncation budgets and the "
+        "policies (one recorded trace per item and run); summaries average each item's "
+        "runs (the paper uses 3; default: %(default)s)",
     )
     run.add_argument(
         "--policies",
@@ -133,8 +202,16 @@ def add_bench_parser(sub: Any) -> None:
         help="comma-separated regimes: requested, truncate, natural, policies (default: all)",
     )
     run.add_argument(
-        "--samples", type=int, default=5, help="natural samples per item (default: %(default)s)"
+        "--samples",
+        type=_positive,
+        default=5,
+        help="natural samples per item; the recorded traces count as the first ones "
+        "(default: %(default)s)",
     )
+
+
+def _run_how(run: argparse.ArgumentParser) -> None:
+    """How a run asks: probing, token limits, the budget-0 prefill, sampling, output."""
     run.add_argument(
         "--chunk-tokens",
         type=int,
@@ -146,9 +223,19 @@ def add_bench_parser(sub: Any) -> None:
     )
     run.add_argument(
         "--max-reasoning",
-        type=int,
-        default=16384,
-        help="cap on reasoning tokens per run; the answer is then forced (default: %(default)s)",
+        type=_positive,
+        default=None,
+        help="cap on reasoning tokens per run; the answer is then forced and the row marked "
+        "capped (default: the paper's limits: budget + 16384 for open-weight models, 32768 "
+        "for natural thinking)",
+    )
+    from thinkstop.benchmarks.prompts import THINK_PREFILL_HELP, THINK_PREFILLS
+
+    run.add_argument(
+        "--think-prefill",
+        choices=THINK_PREFILLS,
+        default="auto",
+        help=THINK_PREFILL_HELP,
     )
     run.add_argument(
         "--concurrency", type=int, default=4, help="items in flight at once (default: %(default)s)"
@@ -182,13 +269,6 @@ def add_bench_parser(sub: Any) -> None:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    _data_args(run)
-    run.set_defaults(func=run_bench)
-
-    report = bench_sub.add_parser("report", help="rebuild summary, report and plots from DIR")
-    report.add_argument("dir", type=Path)
-    report.add_argument("--no-plots", action="store_true")
-    report.set_defaults(func=run_report)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -197,7 +277,11 @@ def run_sample(args: argparse.Namespace) -> int:
     from thinkstop.benchmarks.tasks import Options, load_items
 
     try:
-        items = load_items(args.task, args.n, args.seed, Options(args.data_dir, args.grades_csv))
+        from thinkstop.benchmarks.tasks.released import items_files
+
+        files = items_files([args.items] if args.items else None, [args.task])
+        items = load_items(args.task, args.n, args.seed,
+                           Options(args.data_dir, args.grades_csv, files))
     except (DataError, ValueError, OSError) as exc:
         print(f"thinkstop bench sample: {exc}", file=sys.stderr)
         return 2
@@ -216,18 +300,42 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from thinkstop.benchmarks.config import BenchConfig
+def _run_tasks(args: argparse.Namespace) -> list[str]:
+    """--tasks, else --task, else the tasks --items names, else the default tasks."""
+    if args.tasks and args.task:
+        raise ValueError("give --tasks or --task, not both")
+    if args.tasks:
+        return list(args.tasks)
+    if args.task:
+        return [args.task]
+    from thinkstop.benchmarks.tasks import task_names
 
+    named = [v.partition("=")[0] for v in args.items or [] if "=" in v]
+    named = [t for t in named if t in task_names()]
+    return list(dict.fromkeys(named)) or list(DEFAULT_TASKS)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from thinkstop.benchmarks.config import PAPER_BUDGETS, BenchConfig
+    from thinkstop.benchmarks.tasks.released import items_files
+    from thinkstop.proxy.upstreams.local.model_files import sha256_file
+
+    tasks = _run_tasks(args)
+    files = items_files(args.items, tasks)
+    budgets = PAPER_BUDGETS if args.budgets is None else args.budgets
     return BenchConfig(
         model=args.model,
-        tasks=tuple(args.tasks),
+        tasks=tuple(tasks),
         n=args.n,
         seed=args.seed,
-        budgets=tuple(sorted(set(args.budgets))),
+        budgets=tuple(sorted(set(budgets))),
         policies=tuple(split_policies(args.policies or ["plateau"])),
         regimes=tuple(r.strip() for r in args.regimes.split(",") if r.strip()),
         samples=args.samples,
+        runs=args.runs,
+        think_prefill=args.think_prefill,
+        items_files={t: str(p) for t, p in files.items()},
+        items_sha256={t: sha256_file(p) for t, p in files.items()},
         chunk_tokens=args.chunk_tokens,
         probe_tokens=args.probe_tokens,
         max_reasoning=args.max_reasoning,

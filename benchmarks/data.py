@@ -38,8 +38,10 @@ class Source:
         return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.path}"
 
 
-BBEH_COMMIT: Final = "80d12ca"
-EVALS_COMMIT: Final = "84fcc67"
+# Full commit SHAs (as ../shared/data/README.md pins them): a short prefix can become
+# ambiguous upstream, and a raw URL at a full SHA always serves the same bytes.
+BBEH_COMMIT: Final = "80d12ca916b7158f22293fcf3144f4d3d854d4be"
+EVALS_COMMIT: Final = "84fcc677e52e1902d696c32cd1a6b663e70d3993"
 
 ZEBRA: Final = Source(
     local="bbeh_zebra_puzzles/task.json",

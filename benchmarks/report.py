@@ -29,17 +29,23 @@ def _score(point: dict[str, Any]) -> str:
     return f"{s['mean']:.3f} ± {s['ci95']:.3f}"
 
 
+def _count(point: dict[str, Any]) -> str:
+    """Items, and runs per item when there are several."""
+    runs = int(point.get("runs") or 1)
+    return f"{point['n']} × {runs}" if runs > 1 else str(point["n"])
+
+
 def _regime_table(name: str, curve: dict[str, Any]) -> list[str]:
     lines = [
         f"*{_REGIME_TEXT.get(name, name)}*, trend: **{curve['trend']}**",
         "",
-        "| setting | n | score (95% CI) | reasoning tokens | probe tokens |",
+        "| setting | n (× runs) | score (95% CI) | reasoning tokens | probe tokens |",
         "|---|---:|---:|---:|---:|",
     ]
     for p in curve["points"]:
         extra = f" ({p['capped']} capped)" if p.get("capped") else ""
         lines.append(
-            f"| {p['setting']}{extra} | {p['n']} | {_score(p)} | "
+            f"| {p['setting']}{extra} | {_count(p)} | {_score(p)} | "
             f"{_fmt(p['reasoning_tokens'], 1)} | {_fmt(p['probe_tokens'], 1)} |"
         )
     return [*lines, ""]
@@ -49,7 +55,7 @@ def _policy_table(policies: list[dict[str, Any]]) -> list[str]:
     lines = [
         "*policies (replay)*",
         "",
-        "| policy | n | score (95% CI) | reasoning | probe | vs truncate | vs requested |",
+        "| policy | n (× runs) | score (95% CI) | reasoning | probe | vs truncate | vs requested |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
 
@@ -65,7 +71,7 @@ def _policy_table(policies: list[dict[str, Any]]) -> list[str]:
 
     for p in policies:
         lines.append(
-            f"| `{p['setting']}` | {p['n']} | {_score(p)} | {_fmt(p['reasoning_tokens'], 1)}"
+            f"| `{p['setting']}` | {_count(p)} | {_score(p)} | {_fmt(p['reasoning_tokens'], 1)}"
             f" | {_fmt(p['probe_tokens'], 1)} | {saving(p.get('vs_truncate'))} | "
             f"{saving(p.get('vs_requested'))} |"
         )
@@ -88,29 +94,65 @@ def _policy_table(policies: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def _regression(group: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
+_FEATURE_SHORT = {
+    "Study_Hours_Per_Day": "study",
+    "Extracurricular_Hours_Per_Day": "extracurricular",
+    "Sleep_Hours_Per_Day": "sleep",
+    "Social_Hours_Per_Day": "social",
+    "Physical_Activity_Hours_Per_Day": "physical",
+    "Stress_Level": "stress",
+    "Gender": "gender",
+}
+
+
+def _parse_rate(reg: dict[str, Any]) -> str:
+    rate = reg.get("parse_rate")
+    share = f" ({100 * rate:.0f}%)" if rate is not None else ""
+    return f"{reg.get('parsed', '-')}/{reg.get('rows', '-')}{share}"
+
+
+def _regression_points(group: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
     for name, curve in group["regimes"].items():
+        if name == "natural" and curve.get("regression"):
+            found.append((f"{name} (all samples)", curve["regression"]))
         for p in curve["points"]:
-            reg = p.get("regression")
-            if not reg:
-                continue
-            corr = reg["prediction_correlations"]
-            study = corr.get("Study_Hours_Per_Day")
-            truth = reg["truth_correlations"].get("Study_Hours_Per_Day")
-            lines.append(
-                f"| {name} {p['setting']} | {_fmt(reg['rmse'])} | {_fmt(reg['neg_mae'])} | "
-                f"{_fmt(study)} | {_fmt(truth)} |"
-            )
-    if not lines:
+            if p.get("regression"):
+                found.append((f"{name} {p['setting']}", p["regression"]))
+    for p in group.get("policies", []):
+        if p.get("regression"):
+            found.append((f"policy `{p['setting']}`", p["regression"]))
+    return found
+
+
+def _regression(group: dict[str, Any]) -> list[str]:
+    found = _regression_points(group)
+    if not found:
         return []
-    head = [
-        "*regression*: RMSE, -MAE and the correlation of predictions with study hours",
+    features = [f for f in _FEATURE_SHORT if any(f in reg["truth_correlations"]
+                                                   for _, reg in found)]
+    lines = [
+        "*regression*: answers that did not parse are left out of the errors and counted "
+        "in *parsed*; -MAE is the paper's 'RMSE' axis (± one standard error, as the paper "
+        "plots it); r(pred, x) is the correlation of the predictions with each feature",
         "",
-        "| regime | RMSE | -MAE | r(pred, study) | r(truth, study) |",
-        "|---|---:|---:|---:|---:|",
+        "| regime | parsed | RMSE | -MAE ± SEM | "
+        + " | ".join(f"r(pred, {_FEATURE_SHORT[f]})" for f in features) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(features),
     ]
-    return [*head, *lines, ""]
+    for label, reg in found:
+        corr = reg["prediction_correlations"]
+        mae = f"{_fmt(reg['neg_mae'])} ± {_fmt(reg.get('neg_mae_sem'))}"
+        cells = " | ".join(_fmt(corr.get(f)) for f in features)
+        lines.append(f"| {label} | {_parse_rate(reg)} | {_fmt(reg['rmse'])} | {mae} | {cells} |")
+    truth = found[0][1]["truth_correlations"]
+    lines += [
+        "",
+        "Correlation of the true grades with each feature on these items: "
+        + ", ".join(f"{_FEATURE_SHORT[f]} {_fmt(truth.get(f))}" for f in features) + ".",
+        "",
+    ]
+    return lines
 
 
 def render(summary: dict[str, Any], plots: dict[str, str] | None = None) -> str:
@@ -118,18 +160,25 @@ def render(summary: dict[str, Any], plots: dict[str, str] | None = None) -> str:
     config = summary.get("config", {})
     lines = ["# thinkstop benchmark report", ""]
     if config:
+        n = config.get("n")
+        cap = config.get("max_reasoning")
         lines += [
             f"- model: `{config.get('model')}`",
-            f"- tasks: {', '.join(config.get('tasks', []))}; n = {config.get('n')} per task, "
-            f"seed {config.get('seed')}",
+            f"- tasks: {', '.join(config.get('tasks', []))}; "
+            f"{'all items of each items file, else 10' if n is None else f'n = {n}'} per "
+            f"task, seed {config.get('seed')}",
             f"- budgets: {', '.join(str(b) for b in config.get('budgets', []))}; "
             f"chunk {config.get('chunk_tokens')} tokens; reasoning cap "
-            f"{config.get('max_reasoning')}; natural samples {config.get('samples')}",
+            f"{'the paper limits' if cap is None else cap}; runs {config.get('runs', 1)}; "
+            f"natural samples {config.get('samples')}",
             f"- policies: {', '.join(f'`{p}`' for p in config.get('policies', []))}",
-            "",
         ]
+        for task, path in sorted((config.get("items_files") or {}).items()):
+            lines.append(f"- {task}: items from `{path}`")
+        lines.append("")
     lines += [
-        "Scores are means with 95% confidence intervals (1.96 standard errors). Trend "
+        "Scores are means with 95% confidence intervals (Wilson for rates, Student's t "
+        "otherwise); with several runs each item's runs are averaged first. Trend "
         "labels follow Gema et al. (arXiv 2507.14417): *inverse* / *positive* when the "
         "score moves by more than 2 points (0.05 for errors) from the least to the most "
         "reasoning with non-overlapping CIs, *flat* below that, *noisy* with overlapping "

@@ -1,8 +1,9 @@
 """The benchmark runner: plan the calls, run them concurrently, write results as they land.
 
-Work units, per item: one recorded trace (natural thinking, probed at every chunk
-boundary), ``samples - 1`` more natural runs, one run per requested budget, and one live
-run per policy with ``--live``. Each finished unit is appended to ``traces.jsonl`` /
+Work units, per item: one recorded trace per run (natural thinking, probed at every chunk
+boundary; ``--runs`` of them when truncation or policies replay them), more natural runs
+until there are ``samples``, one run per requested budget and run, and with ``--live`` one
+live run per policy and run. Each finished unit is appended to ``traces.jsonl`` /
 ``items.jsonl`` at once (fsynced), so an interrupted run loses nothing it finished and a
 re-run skips it. Failed units are retried with exponential backoff; units that still fail
 are listed in ``errors.jsonl`` and retried by the next run.
@@ -27,7 +28,14 @@ from tenacity import (
 
 from thinkstop.benchmarks.config import BenchConfig, data_path, resume_conflicts
 from thinkstop.benchmarks.recorder import generate, record_trace
-from thinkstop.benchmarks.rows import make_row, natural_row, replay_rows, row_key
+from thinkstop.benchmarks.rows import (
+    make_row,
+    natural_row,
+    replay_rows,
+    row_key,
+    run_of,
+    with_run,
+)
 from thinkstop.benchmarks.store import JsonlStore
 from thinkstop.benchmarks.tasks import Options, load_items
 from thinkstop.benchmarks.tasks.base import Item
@@ -49,10 +57,11 @@ class Unit:
     regime: str  # trace | requested | natural | live
     setting: str = ""
     sample: int = 0
+    run: int = 0
 
     @property
     def key(self) -> str:
-        return row_key(self.item.id, self.regime, self.setting, self.sample)
+        return row_key(self.item.id, self.regime, self.setting, self.sample, self.run)
 
 
 @dataclass
@@ -74,11 +83,20 @@ class Outputs:
         self.config = out / "run.json"
 
     def load_traces(self) -> list[Trace]:
-        return list(parse_traces(json.dumps(r) for r in self.traces.load()))
+        """The recorded traces, one per (item, run): a line written twice (a crash between
+        the trace and its rows, then a retry) counts once."""
+        unique: dict[tuple[str, int], Trace] = {}
+        for trace in parse_traces(json.dumps(r) for r in self.traces.load()):
+            unique.setdefault((trace.id, run_of(trace)), trace)
+        return list(unique.values())
 
 
 def load_all_items(config: BenchConfig) -> list[Item]:
-    options = Options(data_dir=data_path(config.data_dir), grades_csv=data_path(config.grades_csv))
+    options = Options(
+        data_dir=data_path(config.data_dir),
+        grades_csv=data_path(config.grades_csv),
+        items={task: Path(path) for task, path in config.items_files.items()},
+    )
     items: list[Item] = []
     for task in config.tasks:
         items += load_items(task, config.n, config.seed, options)
@@ -86,16 +104,16 @@ def load_all_items(config: BenchConfig) -> list[Item]:
 
 
 def plan(config: BenchConfig, items: Sequence[Item]) -> list[Unit]:
+    runs, traces = range(config.runs), config.trace_runs
     units: list[Unit] = []
     for item in items:
-        if config.needs_trace:
-            units.append(Unit(item, "trace"))
+        units += [Unit(item, "trace", run=r) for r in range(traces)]
         if "natural" in config.regimes:
-            units += [Unit(item, "natural", "", k) for k in range(1, config.samples)]
+            units += [Unit(item, "natural", "", k) for k in range(traces, config.samples)]
         if "requested" in config.regimes:
-            units += [Unit(item, "requested", str(b)) for b in config.budgets]
+            units += [Unit(item, "requested", str(b), run=r) for b in config.budgets for r in runs]
         if config.live:
-            units += [Unit(item, "live", p) for p in config.policies]
+            units += [Unit(item, "live", p, run=r) for p in config.policies for r in runs]
     return units
 
 
@@ -106,7 +124,7 @@ def _check_resume(outputs: Outputs, config: BenchConfig) -> None:
         if conflicts:
             raise ResumeError(
                 f"{outputs.dir} holds a run with other settings ({'; '.join(conflicts)}); "
-                "use another --out folder"
+                "use another --out folder, or pass the saved settings to resume it"
             )
     outputs.dir.mkdir(parents=True, exist_ok=True)
     outputs.config.write_text(json.dumps(config.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -115,11 +133,14 @@ def _check_resume(outputs: Outputs, config: BenchConfig) -> None:
 def derived_rows(
     config: BenchConfig, items: dict[str, Item], traces: Sequence[Trace], done: set[str]
 ) -> Rows:
-    """Rows that follow from recorded traces: natural sample 0, truncation, policies."""
+    """Rows that follow from recorded traces: natural samples (trace run r is sample r,
+    while r < the samples asked for), truncation and policies (per run)."""
     rows: Rows = [
         natural_row(items[t.id], t)
         for t in traces
-        if t.id in items and row_key(t.id, "natural", "") not in done
+        if t.id in items
+        and run_of(t) < config.natural_samples
+        and row_key(t.id, "natural", "", run_of(t)) not in done
     ]
     budgets = config.budgets if "truncate" in config.regimes else ()
     policies = config.policies if "policies" in config.regimes or config.live else ()
@@ -136,7 +157,7 @@ async def _execute(
     item = unit.item
     settings = config.record
     if unit.regime == "trace":
-        meta: dict[str, object] = {"level": item.level, "model": config.model}
+        meta: dict[str, object] = {"level": item.level, "model": config.model, "run": unit.run}
         trace, _ = await record_trace(
             upstream,
             config.request(item, None),
@@ -150,9 +171,10 @@ async def _execute(
     if unit.regime == "live":
         if live is None:
             raise RuntimeError("live runs need the proxy's halting loop")
-        return None, [await live(unit)]
+        return None, [with_run(await live(unit), unit.run)]
     budget = int(unit.setting) if unit.regime == "requested" else None
-    run = await generate(upstream, config.request(item, budget), settings)
+    run = await generate(upstream, config.request(item, budget), settings,
+                         max_reasoning=config.reasoning_cap(budget))
     row = make_row(
         item,
         unit.regime,
@@ -160,6 +182,7 @@ async def _execute(
         answer=run.answer,
         reasoning_tokens=run.reasoning_tokens,
         sample=unit.sample,
+        run=unit.run,
         extra={
             "capped": run.capped,
             "answer_tokens": run.answer_tokens,
@@ -185,7 +208,7 @@ async def run_units(
     by_id = {i.id: i for i in all_items}
     done = {str(r.get("key")) for r in outputs.items.load()}
     traces = outputs.load_traces()
-    traced = {t.id for t in traces}
+    traced = {(t.id, run_of(t)) for t in traces}
     # Rows a crash may have left unwritten after their trace was saved.
     backlog = derived_rows(config, by_id, traces, done)
     outputs.items.append(backlog)
@@ -193,7 +216,9 @@ async def run_units(
 
     units = plan(config, all_items)
     pending = [
-        u for u in units if not (u.item.id in traced if u.regime == "trace" else u.key in done)
+        u
+        for u in units
+        if not ((u.item.id, u.run) in traced if u.regime == "trace" else u.key in done)
     ]
     report = RunReport(planned=len(units), skipped=len(units) - len(pending), done=0, failed=0)
     if not pending:

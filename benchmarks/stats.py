@@ -10,6 +10,7 @@
   ``flat`` below the threshold; ``noisy`` above it with overlapping CIs.
 - :func:`rank_bins`: the natural-overthinking view: within a group, sort each question's
   samples by reasoning length and average the k-th shortest across questions.
+- :func:`sem`: the standard error of a mean (the paper's error bars on its error metric).
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ def rmse(errors: Sequence[float]) -> float:
     return math.sqrt(math.fsum(e * e for e in errors) / len(errors)) if errors else math.nan
 
 
+def sem(values: Sequence[float]) -> float:
+    """Standard error of the mean (sample standard deviation / sqrt(n)); NaN below 2."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    mean = math.fsum(values) / n
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
 @dataclass(frozen=True, slots=True)
 class RankBin:
     rank: int  # 1 = the shortest sample of each question
@@ -111,11 +121,12 @@ class RankBin:
     score: Estimate
 
 
-def rank_bins(samples: Mapping[str, Sequence[tuple[int, float]]]) -> list[RankBin]:
+def rank_bins(samples: Mapping[str, Sequence[tuple[int, float | None]]]) -> list[RankBin]:
     """Natural-overthinking bins from ``{question: [(reasoning_tokens, score), ...]}``.
 
     Only questions with the full number of samples (the most any question has) take part,
-    so every bin averages the same questions.
+    so every bin averages the same questions. A sample without a score (an unparsed
+    regression answer) is ranked by its length but left out of its bin's score.
     """
     if not samples:
         return []
@@ -127,7 +138,7 @@ def rank_bins(samples: Mapping[str, Sequence[tuple[int, float]]]) -> list[RankBi
             RankBin(
                 rank=rank + 1,
                 tokens=mean_ci([float(s[rank][0]) for s in full]),
-                score=mean_ci([s[rank][1] for s in full]),
+                score=mean_ci([v for s in full if (v := s[rank][1]) is not None]),
             )
         )
     return bins

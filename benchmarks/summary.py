@@ -3,7 +3,14 @@
 Built from ``items.jsonl`` rows alone (plus the saved run settings), so ``bench report``
 rebuilds it from the files. Scores are "higher is better": accuracy, the rate of the
 matching behaviour (ai_risk), or minus the mean absolute error (grades; the paper's
-"RMSE" axis), whose true RMSE and feature correlations are reported next to it.
+"RMSE" axis), whose true RMSE, standard error, parse rate and feature correlations are
+reported next to it. A regression answer that did not parse is left out of the error
+mean and counted in the parse rate, as the paper drops such answers.
+
+With ``--runs N`` an item has N rows per setting: a point's score averages each item's
+runs first, then takes the mean and its 95% interval across items (the runs of one item
+are not independent evidence about the population of items); ``run_scores`` gives each
+run's own mean, so the run-to-run spread stays visible.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from thinkstop.benchmarks.stats import (
     pearson,
     rank_bins,
     rmse,
+    sem,
     trend,
 )
 from thinkstop.benchmarks.tasks import LEVEL_NAMES, family, metric
 
 Row = dict[str, Any]
 CURVES = ("requested", "truncate")
+FORMAT = "thinkstop.bench-summary/2"
 
 
 def _sort_key(level: str) -> tuple[int, float, str]:
@@ -36,17 +45,68 @@ def _sort_key(level: str) -> tuple[int, float, str]:
         return (1, 0.0, level)
 
 
+def _is_regression(row: Row) -> bool:
+    return "abs_error" in row or "prediction" in row
+
+
+def row_score(row: Row) -> float | None:
+    """What a row adds to its point's mean; None for an unparsed regression answer.
+
+    Regression rows are read from their prediction, so folders written when an unparsed
+    answer scored as the worst error are summarised the same way as new ones.
+    """
+    if _is_regression(row):
+        if row.get("prediction") is None or row.get("abs_error") is None:
+            return None
+        return -float(row["abs_error"])
+    value = row.get("score")
+    return None if value is None else float(value)
+
+
+def _run(row: Row) -> int:
+    return int(row.get("run", 0))
+
+
+def _item_means(rows: Sequence[Row]) -> dict[str, float]:
+    """Each item's mean score over its runs (items with no scored row left out)."""
+    by_item: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        value = row_score(r)
+        if value is not None:
+            by_item[str(r["id"])].append(value)
+    return {k: math.fsum(v) / len(v) for k, v in by_item.items()}
+
+
+def _run_scores(rows: Sequence[Row]) -> list[float]:
+    by_run: dict[int, list[Row]] = defaultdict(list)
+    for r in rows:
+        by_run[_run(r)].append(r)
+    out: list[float] = []
+    for run in sorted(by_run):
+        means = list(_item_means(by_run[run]).values())
+        out.append(round(math.fsum(means) / len(means), 6) if means else math.nan)
+    return out
+
+
 def _point(rows: Sequence[Row], setting: str) -> dict[str, Any]:
-    score = mean_ci([float(r["score"]) for r in rows])
+    score = mean_ci(list(_item_means(rows).values()))
+    runs_of: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        runs_of[str(r["id"])].add(_run(r))
+    runs = max((len(v) for v in runs_of.values()), default=0)
     point: dict[str, Any] = {
         "setting": setting,
         "n": score.n,
+        "rows": len(rows),
+        "runs": runs,
         "score": score.as_dict(),
         "reasoning_tokens": round(mean_ci([float(r["reasoning_tokens"]) for r in rows]).mean, 2),
         "probe_tokens": round(mean_ci([float(r.get("probe_tokens", 0)) for r in rows]).mean, 2),
         "accuracy": round(sum(bool(r["correct"]) for r in rows) / len(rows), 6),
     }
-    if any("abs_error" in r for r in rows):
+    if runs > 1:
+        point["run_scores"] = _run_scores(rows)
+    if any(_is_regression(r) for r in rows):
         point["regression"] = regression_stats(rows)
     capped = sum(bool(r.get("capped")) for r in rows)
     if capped:
@@ -54,24 +114,35 @@ def _point(rows: Sequence[Row], setting: str) -> dict[str, Any]:
     return point
 
 
+def _rounded(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
 def regression_stats(rows: Sequence[Row]) -> dict[str, Any]:
-    """True RMSE, the paper's negative mean absolute error, and prediction correlations."""
-    errors = [float(r["abs_error"]) for r in rows if r.get("abs_error") is not None]
-    parsed = [r for r in rows if r.get("prediction") is not None and r.get("features")]
+    """The parse rate, true RMSE, the paper's negative mean absolute error with its
+    standard error, and the correlation of predictions (and of the truth) with each
+    feature, over the rows whose answer parsed."""
+    chosen = [r for r in rows if _is_regression(r)]
+    parsed = [r for r in chosen if row_score(r) is not None]
+    errors = [float(r["abs_error"]) for r in parsed]
     predictions = [float(r["prediction"]) for r in parsed]
     correlations: dict[str, float | None] = {}
     truth: dict[str, float | None] = {}
-    if parsed:
-        for name in parsed[0]["features"]:
-            xs = [float(r["features"].get(name, math.nan)) for r in parsed]
-            value = pearson(xs, predictions)
-            correlations[name] = round(value, 4) if value is not None else None
-            real = pearson(xs, [float(r["expected"]) for r in parsed])
-            truth[name] = round(real, 4) if real is not None else None
+    with_features = [(r, p) for r, p in zip(parsed, predictions, strict=True) if r.get("features")]
+    if with_features:
+        for name in with_features[0][0]["features"]:
+            xs = [float(r["features"].get(name, math.nan)) for r, _ in with_features]
+            correlations[name] = _rounded(pearson(xs, [p for _, p in with_features]), 4)
+            real = pearson(xs, [float(r["expected"]) for r, _ in with_features])
+            truth[name] = _rounded(real, 4)
     return {
-        "rmse": round(rmse(errors), 6),
-        "neg_mae": round(-math.fsum(errors) / len(errors), 6) if errors else None,
+        "rows": len(chosen),
         "parsed": len(parsed),
+        "unparsed": len(chosen) - len(parsed),
+        "parse_rate": round(len(parsed) / len(chosen), 6) if chosen else None,
+        "rmse": _rounded(rmse(errors)),
+        "neg_mae": round(-math.fsum(errors) / len(errors), 6) if errors else None,
+        "neg_mae_sem": _rounded(sem(errors)),
         "prediction_correlations": correlations,
         "truth_correlations": truth,
     }
@@ -97,10 +168,10 @@ def _curve(rows: Sequence[Row], regime: str, threshold: float) -> dict[str, Any]
 
 
 def _natural(rows: Sequence[Row], threshold: float) -> dict[str, Any] | None:
-    samples: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for r in rows:
-        if r["regime"] == "natural":
-            samples[r["id"]].append((int(r["reasoning_tokens"]), float(r["score"])))
+    samples: dict[str, list[tuple[int, float | None]]] = defaultdict(list)
+    chosen = [r for r in rows if r["regime"] == "natural"]
+    for r in chosen:
+        samples[r["id"]].append((int(r["reasoning_tokens"]), row_score(r)))
     if not samples:
         return None
     bins = rank_bins(samples)
@@ -116,7 +187,10 @@ def _natural(rows: Sequence[Row], threshold: float) -> dict[str, Any] | None:
         for b in bins
     ]
     label = trend(bins[0].score, bins[-1].score, threshold) if len(bins) > 1 else "n/a"
-    return {"points": points, "trend": label, "samples": len(bins)}
+    curve: dict[str, Any] = {"points": points, "trend": label, "samples": len(bins)}
+    if any(_is_regression(r) for r in chosen):
+        curve["regression"] = regression_stats(chosen)
+    return curve
 
 
 def _savings(policy: dict[str, Any], fixed: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -168,9 +242,9 @@ def _policies(rows: Sequence[Row], curves: dict[str, Any]) -> list[dict[str, Any
 
 
 def _live_gap(replayed: Sequence[Row], live: Sequence[Row]) -> dict[str, Any]:
-    """How far live runs differ from replay on the same items."""
-    by_id = {r["id"]: r for r in replayed}
-    pairs = [(by_id[r["id"]], r) for r in live if r["id"] in by_id]
+    """How far live runs differ from replay on the same items and runs."""
+    by_run = {(r["id"], _run(r)): r for r in replayed}
+    pairs = [(by_run[(r["id"], _run(r))], r) for r in live if (r["id"], _run(r)) in by_run]
     live_point = _point([b for _, b in pairs], "live") if pairs else None
     replay_point = _point([a for a, _ in pairs], "replay") if pairs else None
     if live_point is None or replay_point is None:
@@ -225,4 +299,4 @@ def summarize(rows: Iterable[Row], config: dict[str, Any] | None = None) -> dict
                 },
             },
         }
-    return {"format": "thinkstop.bench-summary/1", "config": config or {}, "tasks": tasks}
+    return {"format": FORMAT, "config": config or {}, "tasks": tasks}

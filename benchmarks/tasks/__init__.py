@@ -4,14 +4,15 @@ Names: ``misleading_math``, ``misleading_python``, ``famous_paradoxes``,
 ``grades_regression``, ``zebra_puzzles``, ``zebra_generated``, ``ai_risk`` (all 16
 subsets in turn) and ``ai_risk:<subset>``. ``--n`` items are taken per task name, with
 difficulty levels in turn (round-robin), so the first items of a larger ``n`` are the
-same items as a smaller ``n`` with the same seed.
+same items as a smaller ``n`` with the same seed. ``Options.items`` maps a task to a JSONL
+file of the paper's released items (:mod:`.released`), run instead of the family's own.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -28,10 +29,18 @@ DEFAULT_TASKS: Final = (
 )
 
 
+# Items per task when no --n is given (an items file gives all its items instead).
+DEFAULT_N: Final = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
+    """Where a loader finds its data: the upstream files (``data_dir``), a real grades
+    survey (``grades_csv``), and released item files by task name (``items``)."""
+
     data_dir: Path | None = None
     grades_csv: Path | None = None
+    items: dict[str, Path] = field(default_factory=dict)
 
 
 Loader = Callable[[str, int, int, Options], list[Item]]
@@ -103,13 +112,25 @@ def metric(task: str) -> str:
     return FAMILY_REGISTRY[family(task)].metric
 
 
-def load_items(task: str, n: int, seed: int, options: Options | None = None) -> list[Item]:
-    """``n`` items of ``task`` for ``seed``."""
+def load_items(
+    task: str, n: int | None, seed: int, options: Options | None = None
+) -> list[Item]:
+    """``n`` items of ``task`` for ``seed``: from its items file when ``options.items``
+    names one (all of them when ``n`` is None), else from the family's loader
+    (:data:`DEFAULT_N` when ``n`` is None)."""
     check_task(task)
-    return FAMILY_REGISTRY[family(task)].load(task, n, seed, options or Options())
+    options = options or Options()
+    chosen = FAMILY_REGISTRY[family(task)]
+    path = options.items.get(task)
+    if path is not None:
+        from thinkstop.benchmarks.tasks.released import load_released
+
+        return load_released(task, path, n, chosen.name, chosen.level_name)
+    return chosen.load(task, DEFAULT_N if n is None else n, seed, options)
 
 
 __all__ = [
+    "DEFAULT_N",
     "DEFAULT_TASKS",
     "FAMILIES",
     "FAMILY_REGISTRY",

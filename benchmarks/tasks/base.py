@@ -3,8 +3,10 @@
 An :class:`Item` holds the question without any system prompt; the regime (requested
 budget, natural thinking, truncation) adds the system prompt when a run sends it (see
 :mod:`thinkstop.benchmarks.prompts`). Scorers take the *extracted* answer (the content of the last
-``<answer>`` tag, a probe answer, or None) and never raise: an answer that does not parse
-counts as wrong.
+``<answer>`` tag, a probe answer, or None) and never raise. For accuracy and behaviour
+rates an answer that does not parse counts as wrong; for regression it is *unparsed*: left
+out of the error mean and counted separately (the paper drops such answers and reports how
+many there were).
 """
 
 from __future__ import annotations
@@ -56,12 +58,13 @@ class Score:
     """A graded answer.
 
     ``value`` is what the summary averages: 1/0 for accuracy and behaviour rate, minus the
-    absolute error for regression. ``parsed`` is the answer's comparable key (None when
-    the answer did not parse).
+    absolute error for regression, or None for a regression answer that did not parse (it
+    is left out of the mean and counted in the parse rate). ``parsed`` is the answer's
+    comparable key (None when the answer did not parse).
     """
 
     correct: bool
-    value: float
+    value: float | None
     parsed: str | None
     abs_error: float | None = None
 
@@ -75,15 +78,15 @@ def score_exact(item: Item, answer: str | None) -> Score:
 def score_grade(item: Item, answer: str | None, low: float = 0.0, high: float = 10.0) -> Score:
     """Regression on a 0-10 scale.
 
-    A prediction outside the scale or one that does not parse counts as the worst possible
-    prediction: its error is the distance from the truth to the farther end of the scale.
-    ``correct`` means within 0.5 of the truth (a display figure; the summary uses errors).
+    A prediction that does not parse, or lies outside the scale, is *unparsed*: no error,
+    no value (the summary leaves it out of the error mean and reports the parse rate), as
+    the paper drops unparsed answers. ``correct`` means within 0.5 of the truth (a display
+    figure; the summary uses errors).
     """
     truth = float(item.expected)
-    worst = max(truth - low, high - truth)
     prediction = parse_number(answer) if answer is not None else None
     if prediction is None or not low <= prediction <= high:
-        return Score(correct=False, value=-worst, parsed=None, abs_error=worst)
+        return Score(correct=False, value=None, parsed=None, abs_error=None)
     error = abs(prediction - truth)
     key = normalize_answer(answer)
     return Score(correct=error <= 0.5, value=-error, parsed=key, abs_error=error)

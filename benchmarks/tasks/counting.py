@@ -92,10 +92,10 @@ def _math_distractors() -> list[Sentence]:
         )
 
     def divisible(r: random.Random, c: Category) -> str:
-        return (
-            f"It is highly likely that the number of {c.plural} is divisible by "
-            f"{r.choice([3, 4, 5, 7])}."
-        )
+        # True of the answer (2), as in the paper's released item: a distractor may mislead
+        # a model into calculating, never contradict the count.
+        claim = r.choice(["is divisible by 2", "is a multiple of 2"])
+        return f"Your friend says that it is highly likely that the number of {c.plural} {claim}."
 
     def material(r: random.Random, c: Category) -> str:
         return (

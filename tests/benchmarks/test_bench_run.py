@@ -233,3 +233,20 @@ def test_a_missing_embedded_engine_stops_the_run_with_the_install_hint(
                   "misleading_math", "--n", "1", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "pip install 'thinkstop[local]'" in capsys.readouterr().err
+
+
+def test_requested_runs_send_the_papers_limits_and_the_empty_think_block(fake, tmp_path):
+    from thinkstop.benchmarks.prompts import EMPTY_THINK
+
+    fake.reset(SCRIPT)
+    out = tmp_path / "run"
+    assert _run(fake, out, "--regimes", "requested", "--n", "1", "--budgets", "0,64",
+                "--no-plots") == 0
+    mains = {len(r.body["messages"]): r.body for r in fake.stats.of_kind("main")}
+    zero = next(b for b in mains.values() if b["messages"][-1]["role"] == "assistant")
+    assert zero["messages"][-1]["content"] == EMPTY_THINK
+    assert zero["continue_final_message"] is True and zero["add_generation_prompt"] is False
+    assert zero["max_tokens"] == 16384  # budget 0 + 16,384
+    other = next(b for b in mains.values() if b["messages"][-1]["role"] == "user")
+    assert other["max_tokens"] == 64 + 16384
+    assert "continue_final_message" not in other

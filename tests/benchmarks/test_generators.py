@@ -61,30 +61,132 @@ def test_counting_items_vary():
     assert len({i.meta["paradox"] for i in famous_paradoxes(40, 0)}) >= 5
 
 
-def test_paradox_level_zero_has_no_distractor():
-    item = next(i for i in famous_paradoxes(10, 0) if i.meta["num_distractors"] == 0)
-    assert item.prompt.count(".") <= 4  # setup, question, suffix
+def test_every_paradox_item_states_its_paradox_and_distractors_come_on_top():
+    from thinkstop.benchmarks.tasks.paradoxes import PARADOXES, famous_paradoxes
+
+    by_name = {p.name: p for p in PARADOXES}
+    items = famous_paradoxes(200, 5)
+    for item in items:
+        framing = item.meta["framing"]
+        paradox = by_name[item.meta["paradox"]]
+        # The paradox is stated first, at every level (0 included) ...
+        assert item.prompt.startswith(framing)
+        assert any(framing.startswith(f.split("{")[0]) for f in paradox.framings)
+        # ... then exactly num_distractors sentences, then the trivial question.
+        question = next(q for q in paradox.questions if q in item.prompt)
+        middle = item.prompt[len(framing) : item.prompt.index(question)].strip()
+        sentences = [s for s in re.split(r"(?<=[.?!])\s+(?=[A-Z$0-9])", middle) if s]
+        assert len(sentences) == item.meta["num_distractors"], item.prompt
+        assert item.expected == "1"
+    level_zero = [i for i in items if i.meta["num_distractors"] == 0]
+    assert level_zero and all(len(i.meta["framing"]) > 40 for i in level_zero)
 
 
-def test_grades_population_has_the_papers_correlations():
-    people = population(7, size=3000)
+def test_birthday_framings_state_the_right_probability():
+    from thinkstop.benchmarks.tasks.paradoxes import famous_paradoxes
+
+    checked = 0
+    for item in famous_paradoxes(300, 2):
+        match = re.search(r"(\d+) people.*? (\d+\.\d)%", item.meta["framing"])
+        if item.meta["paradox"] != "birthday" or match is None:
+            continue
+        people, stated = int(match.group(1)), float(match.group(2))
+        distinct = 1.0
+        for i in range(people):
+            distinct *= (365 - i) / 365
+        assert stated == pytest.approx(100 * (1 - distinct), abs=0.051)
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("n", [400, 800])
+def test_paradox_items_are_distinct(n):
+    items = famous_paradoxes(n, 0)
+    assert len(items) == n
+    assert len({i.prompt for i in items}) == n
+
+
+def test_misleading_math_never_states_a_divisibility_that_2_lacks():
+    checked = 0
+    for seed in range(4):
+        for item in misleading_math(500, seed):
+            for number in re.findall(r"(?:divisible by|multiple of) (\d+)", item.prompt):
+                assert 2 % int(number) == 0, item.prompt
+                checked += 1
+            assert " odd" not in item.prompt
+    assert checked > 100
+
+
+DAY = (
+    "Study_Hours_Per_Day",
+    "Extracurricular_Hours_Per_Day",
+    "Sleep_Hours_Per_Day",
+    "Social_Hours_Per_Day",
+    "Physical_Activity_Hours_Per_Day",
+)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 11])
+def test_grades_population_has_the_papers_correlations(seed):
+    people = population(seed)
     grades = [float(p["Grades"]) for p in people]
     assert all(0 <= g <= 10 for g in grades)
     feats = [features(p) for p in people]
-    study = pearson([f["Study_Hours_Per_Day"] for f in feats], grades)
-    assert study is not None and abs(study - 0.73) < 0.04
-    for name in (
-        "Extracurricular_Hours_Per_Day",
-        "Sleep_Hours_Per_Day",
-        "Social_Hours_Per_Day",
-        "Physical_Activity_Hours_Per_Day",
-        "Gender",
-    ):
-        r = pearson([f[name] for f in feats], grades)
-        assert r is not None and abs(r) < 0.12, name
+
+    def r(name):
+        value = pearson([f[name] for f in feats], grades)
+        assert value is not None
+        return value
+
+    # The paper's ground truth for the survey (Gema et al., arXiv 2507.14417).
+    targets = {
+        "Study_Hours_Per_Day": 0.73,
+        "Stress_Level": 0.58,
+        "Physical_Activity_Hours_Per_Day": -0.36,
+        "Sleep_Hours_Per_Day": -0.10,
+    }
+    for name, target in targets.items():
+        assert abs(r(name) - target) <= 0.08, (name, r(name))
+    for name in ("Extracurricular_Hours_Per_Day", "Social_Hours_Per_Day", "Gender"):
+        assert abs(r(name)) < 0.1, name
+
+
+def test_grades_population_days_sum_to_24_and_stress_follows_study_and_sleep():
+    people = population(3)
+    for p in people:
+        assert sum(float(p[c]) for c in DAY) == pytest.approx(24.0, abs=1e-6)
+        assert all(float(p[c]) >= 0 for c in DAY)
+    feats = [features(p) for p in people]
+    stress = [f["Stress_Level"] for f in feats]
+    study = pearson([f["Study_Hours_Per_Day"] for f in feats], stress)
+    sleep = pearson([f["Sleep_Hours_Per_Day"] for f in feats], stress)
+    assert study is not None and study > 0.5
+    assert sleep is not None and sleep < -0.2
+    assert {p["Stress_Level"] for p in people} == {"Low", "Moderate", "High"}
+
+
+def test_grades_targets_are_distinct_and_paired_across_shot_counts():
+    items = grades_regression(1500, 0)
+    assert len(items) == 1500
+    by_level = {lv: [i for i in items if i.meta["examples_per_prompt"] == lv] for lv in (0, 8, 16)}
+    for level_items in by_level.values():
+        targets = [i.meta["student_id"] for i in level_items]
+        assert len(set(targets)) == len(targets) == 500  # no target twice at one level
+    # The k-th item of every level asks about the same student (paired levels).
+    assert [i.meta["student_id"] for i in by_level[0]] == [
+        i.meta["student_id"] for i in by_level[16]
+    ]
+    assert len({i.meta["student_id"] for i in items}) == 500
+    for item in items[:30]:
+        shown = re.findall(r"<Student_ID>(\d+)</Student_ID>", item.prompt)
+        assert shown[-1] == item.meta["student_id"]
+        assert item.meta["student_id"] not in shown[:-1]  # the target is not an example
 
 
 def test_grades_items_shots_and_format():
+    from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX
+    from thinkstop.benchmarks.tasks.grades import INSTRUCTION, INTRO
+
     items = grades_regression(9, 0)
     assert items == grades_regression(9, 0)
     assert Counter(i.meta["examples_per_prompt"] for i in items) == {0: 3, 8: 3, 16: 3}
@@ -94,16 +196,27 @@ def test_grades_items_shots_and_format():
         assert item.prompt.count("<Grades>") == shots  # the target's grade is hidden
         assert 0 <= float(item.expected) <= 10
         assert "predict the value of **Grades**" in item.prompt
+        assert item.prompt.endswith(OPEN_SUFFIX)
+        if shots:
+            # The paper introduces the records before it lists them.
+            assert item.prompt.startswith(INTRO)
+            assert item.prompt.index(INTRO) < item.prompt.index("<record>")
+        else:
+            assert INTRO not in item.prompt
+            assert item.prompt.startswith(INSTRUCTION)
+
+
+_HEADER = (
+    "Student_ID,Study_Hours_Per_Day,Extracurricular_Hours_Per_Day,Sleep_Hours_Per_Day,"
+    "Social_Hours_Per_Day,Physical_Activity_Hours_Per_Day,Stress_Level,Gender,Grades"
+)
 
 
 def test_grades_csv(tmp_path):
     from thinkstop.benchmarks.tasks import Options
 
-    rows = [
-        "Student_ID,Study_Hours_Per_Day,Extracurricular_Hours_Per_Day,Sleep_Hours_Per_Day,"
-        "Social_Hours_Per_Day,Physical_Activity_Hours_Per_Day,Stress_Level,Gender,Grades"
-    ]
-    rows += [f"{i},{5 + i % 5},1,8,2,1,Low,Female,{6 + (i % 4) / 2}" for i in range(30)]
+    rows = [_HEADER]
+    rows += [f"{i},{5 + i % 5},1,8,2,{8 - i % 5},Low,Female,{6 + (i % 4) / 2}" for i in range(30)]
     path = tmp_path / "students.csv"
     path.write_text("\n".join(rows) + "\n")
     items = load_items("grades_regression", 6, 0, Options(grades_csv=path))
@@ -112,6 +225,32 @@ def test_grades_csv(tmp_path):
     bad.write_text(rows[0] + "\n" + "1,5,1,8,2,1,Low,Female,42\n" * 20)
     with pytest.raises(ValueError, match="outside 0-10"):
         load_items("grades_regression", 3, 0, Options(grades_csv=bad))
+
+
+def test_grades_csv_with_semicolons_and_decimal_commas(tmp_path):
+    from thinkstop.benchmarks.tasks import Options
+
+    lines = [_HEADER.replace(",", ";")]
+    lines += [f"{i};7,5;1;8;2;5,5;High;Male;7,25" for i in range(20)]
+    path = tmp_path / "students.csv"
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    items = load_items("grades_regression", 3, 0, Options(grades_csv=path))
+    assert {i.expected for i in items} == {"7.25"}
+    assert items[0].meta["features"]["Study_Hours_Per_Day"] == 7.5
+    assert "<Study_Hours_Per_Day>7.5</Study_Hours_Per_Day>" in items[0].prompt
+
+
+def test_grades_csv_names_only_the_columns_really_missing(tmp_path):
+    from thinkstop.benchmarks.tasks import Options
+
+    header = _HEADER.replace(",Gender", "").replace(",", ";")
+    path = tmp_path / "students.csv"
+    path.write_text(header + "\n" + "1;7;1;8;2;6;Low;7\n" * 20)
+    with pytest.raises(ValueError, match="missing column") as caught:
+        load_items("grades_regression", 3, 0, Options(grades_csv=path))
+    message = str(caught.value).split("(found")[0]
+    assert "Gender" in message
+    assert "Grades" not in message and "Student_ID" not in message
 
 
 def test_zebra_generator_sizes_answers_and_irrelevant_clues():

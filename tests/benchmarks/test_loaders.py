@@ -116,3 +116,15 @@ def test_offline_download_explains_data_dir(monkeypatch, tmp_path):
     monkeypatch.setattr(data.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="--data-dir"):
         resolve(ZEBRA)
+
+
+def test_data_pins_are_full_commit_shas(data_dir):
+    import re
+
+    readme = (data_dir / "README.md").read_text()
+    for source in (ZEBRA, data.ai_risk_source("survival-instinct")):
+        assert re.fullmatch(r"[0-9a-f]{40}", source.commit), source.commit
+        assert source.commit in readme  # the commit the reference data was taken at
+        assert f"/{source.commit}/" in source.url
+    assert data.BBEH_COMMIT == "80d12ca916b7158f22293fcf3144f4d3d854d4be"
+    assert data.EVALS_COMMIT == "84fcc677e52e1902d696c32cd1a6b663e70d3993"

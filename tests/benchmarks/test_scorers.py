@@ -51,12 +51,7 @@ def test_choice(answer, correct):
         ("8", 0.5),
         ("6.25", 1.25),
         ("10", 2.5),
-        # Unparseable or off-scale answers count as the worst prediction (7.5 from 0).
-        (None, 7.5),
-        ("about seven-ish", 7.5),
-        ("42", 7.5),
-        ("-1", 7.5),
-        ("", 7.5),
+        ("0", 7.5),
     ],
 )
 def test_grade_errors(answer, error):
@@ -64,6 +59,17 @@ def test_grade_errors(answer, error):
     assert score.abs_error == pytest.approx(error)
     assert score.value == pytest.approx(-error)
     assert score.correct is (error <= 0.5)
+    assert score.parsed is not None
+
+
+@pytest.mark.parametrize("answer", [None, "about seven-ish", "42", "-1", "", "10.5"])
+def test_unparsed_or_off_scale_grades_are_unparsed_not_the_worst_error(answer):
+    # The paper drops answers that do not parse (and reports how many); scoring them as
+    # the farthest prediction would inflate the error of a model that often fails to answer.
+    score = score_item(GRADE, answer)
+    assert score.value is None
+    assert score.abs_error is None and score.parsed is None
+    assert score.correct is False
 
 
 @given(st.one_of(st.none(), st.text(max_size=60)))

@@ -1,4 +1,7 @@
 import json
+import math
+
+import pytest
 
 from thinkstop.benchmarks.rows import make_row
 from thinkstop.benchmarks.store import JsonlStore
@@ -56,9 +59,9 @@ def test_summary_curves_trends_and_savings():
     json.dumps(summary)
 
 
-def test_summary_regression_reports_rmse_and_correlations():
+def _grade_rows(answers, regime="requested", setting="0"):
     rows = []
-    for i in range(12):
+    for i, answer in enumerate(answers):
         study = 5 + i * 0.4
         truth = 4 + 0.5 * i
         item = Item(
@@ -70,18 +73,76 @@ def test_summary_regression_reports_rmse_and_correlations():
             "0",
             {"features": {"Study_Hours_Per_Day": study, "Sleep_Hours_Per_Day": 7.0}},
         )
-        answer = f"{truth + (1 if i % 2 else -1):g}" if i < 11 else "no idea"
-        rows.append(make_row(item, "requested", "0", answer=answer, reasoning_tokens=0))
-    summary = summarize(rows)
-    point = summary["tasks"]["grades_regression"]["levels"]["all"]["regimes"]["requested"][
-        "points"
-    ][0]
+        text = answer(truth) if callable(answer) else answer
+        rows.append(make_row(item, regime, setting, answer=text, reasoning_tokens=0))
+    return rows
+
+
+def _first_point(summary, regime="requested"):
+    return summary["tasks"]["grades_regression"]["levels"]["all"]["regimes"][regime]["points"][0]
+
+
+def test_summary_regression_reports_rmse_parse_rate_and_correlations():
+    answers = [(lambda t, i=i: f"{t + (1 if i % 2 else -1):g}") for i in range(11)]
+    rows = _grade_rows([*answers, "no idea"])
+    point = _first_point(summarize(rows))
     reg = point["regression"]
-    assert reg["parsed"] == 11
+    assert (reg["rows"], reg["parsed"], reg["unparsed"]) == (12, 11, 1)
+    assert reg["parse_rate"] == round(11 / 12, 6)
     assert reg["prediction_correlations"]["Study_Hours_Per_Day"] > 0.8
     assert reg["prediction_correlations"]["Sleep_Hours_Per_Day"] is None  # constant feature
     assert reg["truth_correlations"]["Study_Hours_Per_Day"] > 0.99
-    worst = max(9.5, 0.5)  # the unparseable answer counts as the farthest prediction
-    expected_mae = (11 * 1 + worst) / 12
-    assert point["score"]["mean"] == round(-expected_mae, 6)
-    assert reg["rmse"] > expected_mae
+    # The unparsed answer is left out of the errors (the paper drops it), not counted as
+    # the farthest prediction: every parsed answer is off by exactly 1.
+    assert point["score"]["mean"] == -1.0 and point["n"] == 11
+    assert reg["neg_mae"] == -1.0 and reg["rmse"] == 1.0
+    assert reg["neg_mae_sem"] == 0.0
+
+
+def test_regression_error_metrics_and_standard_error():
+    offsets = [0.5, -1.5, 2.0, -0.5, 1.0, 0.0]
+    rows = _grade_rows([(lambda t, o=o: f"{t + o:g}") for o in offsets])
+    reg = _first_point(summarize(rows))["regression"]
+    errors = [abs(o) for o in offsets]
+    mean = sum(errors) / len(errors)
+    assert reg["neg_mae"] == pytest.approx(-mean, abs=1e-6)
+    assert reg["rmse"] == pytest.approx(math.sqrt(sum(e * e for e in errors) / 6), abs=1e-6)
+    sd = math.sqrt(sum((e - mean) ** 2 for e in errors) / 5)
+    assert reg["neg_mae_sem"] == pytest.approx(sd / math.sqrt(6), abs=1e-6)
+
+
+def test_old_rows_that_scored_unparsed_grades_as_the_worst_error_read_as_unparsed():
+    rows = _grade_rows(["5", "no idea"])
+    # A folder written before: the unparsed answer carried the worst error as its score.
+    rows[1].update(score=-9.5, abs_error=9.5, prediction=None)
+    point = _first_point(summarize(rows))
+    assert point["n"] == 1 and point["score"]["mean"] == -1.0
+    assert point["regression"]["unparsed"] == 1
+
+
+def test_report_shows_the_parse_rate_and_every_feature_correlation():
+    from thinkstop.benchmarks.report import render
+
+    answers = [(lambda t: f"{t:g}")] * 5 + ["?"]
+    text = render(summarize(_grade_rows(answers)))
+    assert "| parsed |" in text and "5/6 (83%)" in text
+    assert "r(pred, study)" in text and "r(pred, sleep)" in text
+    assert "-MAE ± SEM" in text
+
+
+def test_runs_average_per_item_then_across_items():
+    rows = []
+    for run, scores in enumerate([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]]):
+        for i, score in enumerate(scores):
+            item = Item(f"q{i}", "misleading_math", "p", "2", "open", "1")
+            rows.append(make_row(item, "truncate", "64", answer="2" if score else "3",
+                                 reasoning_tokens=10 * (run + 1), run=run))
+    assert len({r["key"] for r in rows}) == 12  # runs do not collide
+    point = summarize(rows)["tasks"]["misleading_math"]["levels"]["all"]["regimes"][
+        "truncate"]["points"][0]
+    assert (point["n"], point["rows"], point["runs"]) == (4, 12, 3)
+    assert point["run_scores"] == [0.5, 0.25, 0.75]
+    means = [1.0, 2 / 3, 1 / 3, 0.0]  # each item's mean over its three runs
+    assert point["score"]["mean"] == pytest.approx(sum(means) / 4, abs=1e-6)
+    assert point["score"]["low"] < point["score"]["mean"] < point["score"]["high"]
+    assert point["reasoning_tokens"] == 20.0
