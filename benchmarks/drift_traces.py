@@ -109,8 +109,42 @@ def make_trace(rng: random.Random, index: int, chunk_tokens: int = 64) -> Trace:
     )
 
 
-def make_traces(n: int, seed: int, chunk_tokens: int = 64) -> list[Trace]:
+def make_poorly_calibrated_trace(rng: random.Random, index: int,
+                                 chunk_tokens: int = 32) -> Trace:
+    """Like the embedded 1.5B model: the right answer early and stable, probabilities that
+    never say so (p 0.05-0.3, no alternatives), and a late drift to a wrong answer in
+    most runs. A policy that waits for confidence spends every token into the drift."""
+    expected = str(rng.randint(1, 9))
+    wrong = str(rng.choice([v for v in range(0, 13) if str(v) != expected]))
+    settle = rng.randint(1, 4) * chunk_tokens
+    drifts = rng.random() < 0.8
+    natural_tokens = rng.randint(900, 1600)
+    drift = rng.randint(settle + 500, natural_tokens - 100) if drifts else natural_tokens + 1
+    steps = []
+    for tokens in range(chunk_tokens, natural_tokens + 1, chunk_tokens):
+        if tokens < settle:
+            answer: str | None = rng.choice([expected, wrong, None])
+        elif tokens < drift:
+            answer = expected if rng.random() > 0.03 else wrong
+        else:
+            answer = wrong
+        logprob = math.log(rng.uniform(0.05, 0.3))
+        steps.append(Step(tokens=tokens, answer=answer,
+                          logprob=round(logprob, 4) if answer is not None else None,
+                          probe_tokens=rng.randint(3, 6)))
+    return Trace(id=f"poor-{index:04d}", task="synthetic_poor_calibration",
+                 expected=expected, chunk_tokens=chunk_tokens, steps=tuple(steps),
+                 natural=Natural(tokens=natural_tokens, answer=wrong if drifts else expected),
+                 meta={"drifts": drifts, "settle": settle})
+
+
+def make_traces(n: int, seed: int, chunk_tokens: int = 64,
+                calibration: str = "good") -> list[Trace]:
+    """``calibration``: ``good`` (the committed drift set) or ``poor`` (see
+    :func:`make_poorly_calibrated_trace`)."""
     rng = random.Random(seed)
+    if calibration == "poor":
+        return [make_poorly_calibrated_trace(rng, i, chunk_tokens) for i in range(n)]
     return [make_trace(rng, i, chunk_tokens) for i in range(n)]
 
 

@@ -43,7 +43,8 @@ def live_runner(
         if upstream.capabilities.continuations
         else None,
     )
-    rails = GuardRails(max_tokens=config.max_reasoning)
+    # The same cap the recorder runs under, so live and replay rows compare.
+    rails = GuardRails(max_tokens=config.reasoning_cap(None))
 
     async def run(unit: Unit) -> dict[str, Any]:
         started = time.perf_counter()

@@ -106,3 +106,51 @@ def plot_all(summary: dict[str, Any], folder: Path) -> dict[str, str]:
         plot_task(task, data, folder / name)
         out[task] = f"{folder.name}/{name}"
     return out
+
+
+def plot_frontier(result: Any, path: Path) -> Path:
+    """``thinkstop tune --plot``: every configuration (grey), the Pareto frontier, natural,
+    the fixed budgets, and the recommendation with its cross-validated interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.6, 4.8), dpi=120)
+    try:
+        points = result.points
+        ax.scatter([p["cost"]["mean"] for p in points], [p["score"]["mean"] for p in points],
+                   s=8, color="0.75", label=f"configurations ({len(points)})", zorder=1)
+        front = result.frontier
+        ax.plot([p["cost"]["mean"] for p in front], [p["score"]["mean"] for p in front],
+                color="tab:blue", marker="o", markersize=4, linewidth=1.5,
+                label="Pareto frontier (in-sample)", zorder=3)
+        budgets = sorted((p for k, p in result.baselines.items() if k.startswith("fixed")),
+                         key=lambda p: p["cost"]["mean"])
+        if budgets:
+            ax.plot([p["cost"]["mean"] for p in budgets],
+                    [p["score"]["mean"] for p in budgets], color="tab:orange", marker="s",
+                    markersize=4, linewidth=1, label="fixed budgets", zorder=2)
+        natural = result.baselines["natural"]
+        ax.scatter([natural["cost"]["mean"]], [natural["score"]["mean"]], marker="X", s=90,
+                   color="black", label="natural (no halting)", zorder=4)
+        cv_score, cv_cost = result.cv_score, result.cv_cost
+        ax.errorbar([cv_cost.mean], [cv_score.mean],
+                    yerr=[[cv_score.mean - cv_score.low], [cv_score.high - cv_score.mean]],
+                    xerr=[[cv_cost.mean - cv_cost.low], [cv_cost.high - cv_cost.mean]],
+                    fmt="*", markersize=14, color="tab:red", elinewidth=1, capsize=3,
+                    label="recommended (cross-validated)", zorder=5)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("mean tokens per request (reasoning + probes)")
+        ax.set_ylabel("accuracy" if result.objective == "accuracy"
+                      else "agreement with the model's own answer")
+        ax.set_title(f"thinkstop tune: {result.n} traces, {result.folds}-fold CV; "
+                     f"recommended {result.recommended}", fontsize=9)
+        ax.grid(alpha=0.25)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path

@@ -92,7 +92,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from thinkstop.proxy.engine import weights
     from thinkstop.scheduler.registry import PolicySpecError, create_policy
+
+    weights.install()  # learned:weights=PATH specs read their file
     from thinkstop.scheduler.trace import TraceError
 
     specs: list[str] = args.policies or ["plateau"]

@@ -34,8 +34,10 @@ from pydantic import (
     model_validator,
 )
 
+from thinkstop.proxy.engine import weights
 from thinkstop.proxy.upstreams.base import Continuation
 from thinkstop.scheduler import DEFAULT_POLICY, PolicySpecError, create_policy
+from thinkstop.scheduler.schedule import create_schedule
 
 DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
 DEFAULT_LOCAL_NAME = "thinkstop-local"
@@ -54,6 +56,7 @@ def _policy_field(cls: type, value: str | None) -> str | None:
 
 def _check_policy(spec: str | None) -> str | None:
     if spec is not None:
+        weights.install()  # a learned policy reads its weights file here
         try:
             create_policy(spec)
         except PolicySpecError as exc:
@@ -83,13 +86,44 @@ class ThinkstopOptions(BaseModel):
     hidden_reasoning: bool | None = Field(default=None, description="force budget-only mode")
     enabled: bool | None = Field(default=None, description="false: pass the upstream through")
     stream_reasoning: bool | None = Field(default=None, description="false: hide reasoning")
+    probe_model: str | None = Field(
+        default=None, description="another configured model that answers the probes")
+    probe_schedule: str | None = Field(
+        default=None, description="where to probe: fixed, geometric:..., transitions:...")
+    loop: float | None = Field(
+        default=None, gt=0, le=1,
+        description="halt (reason loop) when the reasoning repeats itself this much (0-1)")
+    halt: Literal["hard", "soft"] | None = Field(
+        default=None, description="soft: a wrap-up cue and grace_tokens more reasoning")
+    grace_tokens: int | None = Field(default=None, ge=0, le=4096,
+                                     description="reasoning allowed after a soft halt")
+    shadow: bool | float | None = Field(
+        default=None, description="probe and record, never halt: true, or a share 0-1")
 
     _valid_policy = field_validator("policy")(_policy_field)
+
+    @field_validator("probe_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                create_schedule(value)
+            except PolicySpecError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("shadow")
+    @classmethod
+    def _valid_shadow(cls, value: bool | float | None) -> bool | float | None:
+        if isinstance(value, float) and not 0.0 <= value <= 1.0:
+            raise ValueError("shadow is true, false, or a share of requests from 0 to 1")
+        return value
 
     def run_fields(self) -> dict[str, Any]:
         """The halting run's settings that are set here; :class:`RunOptions` defaults
         the rest (one home for those defaults)."""
-        names = ("chunk_tokens", "probe_tokens", "probe_concurrency", "probe_timeout")
+        names = ("chunk_tokens", "probe_tokens", "probe_concurrency", "probe_timeout",
+                 "probe_schedule", "halt", "grace_tokens")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def merged(self, *others: BaseModel | None) -> ThinkstopOptions:
@@ -104,7 +138,7 @@ class ThinkstopOptions(BaseModel):
 # The options a client may set per request (``extra_body={"thinkstop": {...}}``); the
 # others (probe sizing, timeouts, continuation) are the operator's.
 REQUEST_FIELDS: Final = ("policy", "chunk_tokens", "min_tokens", "max_tokens", "max_probes",
-                         "enabled", "stream_reasoning")
+                         "enabled", "stream_reasoning", "shadow", "probe_schedule")
 
 
 def _request_model() -> type[BaseModel]:
@@ -186,6 +220,13 @@ class GeneralSettings(BaseModel):
     graceful_shutdown_seconds: int = Field(default=30, ge=0,
                                            description="SIGTERM: drain streams this long")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    keepalive_seconds: float = Field(
+        default=15.0, ge=0, description="SSE comment after this long with nothing sent; 0: off")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed (CORS); empty: off")
+    responses_store_size: int = Field(
+        default=1000, ge=0,
+        description="recent Responses kept in memory for previous_response_id; 0: off")
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> GeneralSettings:
@@ -217,6 +258,12 @@ class ProxyConfig(BaseModel):
             if entry.model_name in seen:
                 raise ValueError(f"model_list[{i}].model_name: duplicate {entry.model_name!r}")
             seen.add(entry.model_name)
+        for i, entry in enumerate(self.model_list):
+            probe = self.options_for(entry).probe_model
+            if probe is not None and (probe not in seen or probe == entry.model_name):
+                raise ValueError(
+                    f"model_list[{i}].thinkstop.probe_model: {probe!r} must name another "
+                    f"model of this config ({', '.join(sorted(seen - {entry.model_name}))})")
         return self
 
     def model(self, name: str) -> ModelEntry | None:

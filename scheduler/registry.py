@@ -11,13 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from thinkstop.scheduler.learned import LearnedPolicy
 from thinkstop.scheduler.policies import BUILTIN_POLICIES
 from thinkstop.scheduler.policy import Guarded, GuardRails, Policy
 
 DEFAULT_POLICY = "plateau"
 GUARD_KEYS = ("min_tokens", "max_tokens", "max_probes", "loop")
 
-_REGISTRY: dict[str, type[Policy]] = {cls.name: cls for cls in BUILTIN_POLICIES}
+_BUILT_IN: tuple[type[Policy], ...] = (*BUILTIN_POLICIES, LearnedPolicy)
+_REGISTRY: dict[str, type[Policy]] = {cls.name: cls for cls in _BUILT_IN}
 
 P = TypeVar("P", bound=type[Policy])
 
@@ -34,7 +36,7 @@ def register_policy(cls: P) -> P:
 
 def unregister_policy(name: str) -> None:
     """Remove a custom policy (built-in ones stay)."""
-    if name in {cls.name for cls in BUILTIN_POLICIES}:
+    if name in {cls.name for cls in _BUILT_IN}:
         raise PolicySpecError(f"{name!r} is built in and cannot be removed")
     _REGISTRY.pop(name, None)
 

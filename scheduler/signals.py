@@ -125,6 +125,8 @@ class Signals:
     hedged: bool
     probes: int
     distribution: dict[str, float] = field(default_factory=dict)
+    cue: bool = False
+    repetition: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -271,4 +273,6 @@ class SignalTracker:
             hedged=obs.hedged,
             probes=self._probes,
             distribution=distribution,
+            cue=obs.cue,
+            repetition=obs.repetition or 0.0,
         )

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from thinkstop.scheduler.answers import answers_match, normalize_answer
+from thinkstop.scheduler.learned import POSITION_SCALE, STREAK_CAP, LearnedPolicy
 from thinkstop.scheduler.policies import (
     ConfidencePolicy,
     ConsistencyPolicy,
@@ -51,6 +52,7 @@ class Features:
     streak: Int
     answered: Bool
     repeat: Bool
+    agreement: Float
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class BatchOutcome:
     tokens: Int
     probe_tokens: Int
     halted: Bool
+    # The probes' prompts (every token read), and the part a prefix cache served.
+    probe_prompt_tokens: Int | None = None
+    probe_cached_tokens: Int | None = None
 
     @property
     def accuracy(self) -> float:
@@ -95,9 +100,12 @@ class TraceBatch:
         self.valid = np.zeros((n, width), dtype=np.bool_)
         self.tokens = np.full((n, width), _NO_LIMIT, dtype=np.int64)
         self.cum_probe = np.zeros((n, width), dtype=np.int64)
+        self.cum_prompt = np.zeros((n, width), dtype=np.int64)
+        self.cum_cached = np.zeros((n, width), dtype=np.int64)
         self.correct = np.zeros((n, width), dtype=np.bool_)
         self.hedged = np.zeros((n, width), dtype=np.bool_)
         self.repetition = np.zeros((n, width), dtype=np.float64)
+        self.cue = np.zeros((n, width), dtype=np.bool_)
         self.nat_tokens = np.zeros(n, dtype=np.int64)
         self.nat_correct = np.zeros(n, dtype=np.bool_)
         self.codes = np.full((n, width), -1, dtype=np.int64)
@@ -124,8 +132,12 @@ class TraceBatch:
             self.valid[i, :k] = True
             self.tokens[i, :k] = [s.tokens for s in trace.steps]
             self.cum_probe[i, :k] = np.cumsum([s.probe_tokens for s in trace.steps])
+            self.cum_prompt[i, :k] = np.cumsum([s.probe_prompt_tokens for s in trace.steps])
+            self.cum_cached[i, :k] = np.cumsum([s.probe_cached_tokens for s in trace.steps])
             if k:
                 self.cum_probe[i, k:] = self.cum_probe[i, k - 1]
+                self.cum_prompt[i, k:] = self.cum_prompt[i, k - 1]
+                self.cum_cached[i, k:] = self.cum_cached[i, k - 1]
             for j, step in enumerate(trace.steps):
                 key = key_of(step.answer)
                 if key is not None:
@@ -139,6 +151,7 @@ class TraceBatch:
                 self.correct[i, j] = matches(step.answer, trace.expected)
                 self.hedged[i, j] = step.hedged
                 self.repetition[i, j] = step.repetition or 0.0
+                self.cue[i, j] = step.cue
             self.nat_tokens[i] = trace.natural.tokens
             self.nat_correct[i] = matches(trace.natural.answer, trace.expected)
         for _, _, dist in alt_rows:
@@ -221,7 +234,7 @@ class TraceBatch:
                 change[:, 1:] = np.clip((ta + tb).sum(axis=2), 0.0, 1.0)
             else:
                 change[:, 1:] = np.minimum(1.0, 0.5 * np.abs(a - b).sum(axis=2))
-        return Features(confidence, change, streak, answered, repeat)
+        return Features(confidence, change, streak, answered, repeat, agreement)
 
     def _scalar_features(self, window: int, metric: str) -> Features:
         shape = (self.n, self.width)
@@ -230,16 +243,18 @@ class TraceBatch:
         streak = np.zeros(shape, dtype=np.int64)
         answered = np.zeros(shape, dtype=np.bool_)
         repeat = np.zeros(shape, dtype=np.bool_)
+        agreement = np.zeros(shape)
         for i, trace in enumerate(self.traces):
             tracker = SignalTracker(window=window, metric=metric)
             previous: str | None = None
             for j, step in enumerate(trace.steps):
                 sig = tracker.update(step)
                 conf[i, j], change[i, j], streak[i, j] = sig.confidence, sig.change, sig.streak
+                agreement[i, j] = sig.agreement
                 answered[i, j] = sig.answer is not None
                 repeat[i, j] = sig.answer is not None and sig.answer == previous
                 previous = sig.answer
-        return Features(conf, change, streak, answered, repeat)
+        return Features(conf, change, streak, answered, repeat, agreement)
 
 
 def _rolling_max(values: Float, window: int) -> Float:
@@ -302,6 +317,31 @@ def _fires_sequential(batch: TraceBatch, policy: Policy) -> Bool:
     return fires
 
 
+def learned_features(batch: TraceBatch, window: int) -> Float:
+    """``(traces, steps, features)``: :func:`thinkstop.scheduler.learned.feature_row` for
+    every step at once (``tune`` fits on these; the learned rule reads them)."""
+    key = ("learned", window, "js")
+    if key not in batch.cache:
+        f = batch.features(window, "js")
+        position = np.log1p(np.where(batch.valid, batch.tokens, 0)) / POSITION_SCALE
+        batch.cache[key] = np.stack([
+            f.confidence, f.change, f.agreement,
+            np.minimum(f.streak, STREAK_CAP) / STREAK_CAP, batch.hedged.astype(np.float64),
+            position, batch.cue.astype(np.float64), batch.repetition,
+        ], axis=2)
+    return batch.cache[key]
+
+
+def _fires_learned(batch: TraceBatch, policy: Policy) -> Bool:
+    assert isinstance(policy, LearnedPolicy)
+    model = policy.model
+    x = learned_features(batch, model.window)
+    z = np.clip(x @ np.asarray(model.weights) + model.bias, -60.0, 60.0)
+    result: Bool = batch.features(model.window, "js").answered & (
+        1.0 / (1.0 + np.exp(-z)) >= policy.threshold)
+    return result
+
+
 def _fires_never(batch: TraceBatch, policy: Policy) -> Bool:
     return np.zeros((batch.n, batch.width), dtype=np.bool_)
 
@@ -312,26 +352,38 @@ _RULES: dict[type[Policy], Callable[[TraceBatch, Policy], Bool]] = {
     ConfidencePolicy: _fires_confidence,
     PlateauPolicy: _fires_plateau,
     SequentialPolicy: _fires_sequential,
+    LearnedPolicy: _fires_learned,
 }
 
 
 def _scalar(batch: TraceBatch, spec: str | PolicySpec) -> BatchOutcome:
     outs = [replay_one(t, create_policy(spec)) for t in batch.traces]
+    observed = [sum(1 for s in t.steps[: o.probes]) for t, o in zip(batch.traces, outs,
+                                                                     strict=True)]
     return BatchOutcome(
         spec=str(spec),
         correct=np.array([o.correct for o in outs], dtype=np.bool_),
         tokens=np.array([o.tokens for o in outs], dtype=np.int64),
         probe_tokens=np.array([o.probe_tokens for o in outs], dtype=np.int64),
         halted=np.array([o.halted for o in outs], dtype=np.bool_),
+        probe_prompt_tokens=np.array([sum(s.probe_prompt_tokens for s in t.steps[:k])
+                                      for t, k in zip(batch.traces, observed, strict=True)],
+                                     dtype=np.int64),
+        probe_cached_tokens=np.array([sum(s.probe_cached_tokens for s in t.steps[:k])
+                                      for t, k in zip(batch.traces, observed, strict=True)],
+                                     dtype=np.int64),
     )
 
 
-def evaluate(batch: TraceBatch, spec: str | PolicySpec) -> BatchOutcome:
-    """Outcome of one configuration on every trace of the batch."""
-    guarded: Guarded = create_policy(spec)
+def evaluate(batch: TraceBatch, spec: str | PolicySpec | Guarded) -> BatchOutcome:
+    """Outcome of one configuration on every trace of the batch (a spec, or a policy
+    already built: ``tune`` builds learned policies from fitted models)."""
+    guarded: Guarded = spec if isinstance(spec, Guarded) else create_policy(spec)
     rule = _RULES.get(type(guarded.policy))
     if rule is None:
+        assert not isinstance(spec, Guarded), "only vectorised policies come built"
         return _scalar(batch, spec)
+    label = guarded.spec() if isinstance(spec, Guarded) else str(spec)
     rails = guarded.rails
     n, width = batch.n, batch.width
     rows = np.arange(n)
@@ -361,25 +413,32 @@ def evaluate(batch: TraceBatch, spec: str | PolicySpec) -> BatchOutcome:
     cut_tokens = np.where(has_last, batch.tokens[rows, last] if width else 0, max_tokens)
     open_correct = np.where(natural, batch.nat_correct, cut_correct)
     open_tokens = np.where(natural, batch.nat_tokens, cut_tokens)
-    observed_probe = np.where(
-        n_observed > 0,
-        batch.cum_probe[rows, np.clip(n_observed - 1, 0, None)] if width else 0,
-        0,
-    )
+    def observed_sum(cum: Int) -> Int:
+        result: Int = np.where(
+            n_observed > 0, cum[rows, np.clip(n_observed - 1, 0, None)] if width else 0, 0)
+        return result
+
+    observed_probe = observed_sum(batch.cum_probe)
 
     if width:
         halt_correct = batch.correct[rows, first]
         halt_tokens = batch.tokens[rows, first]
         halt_probe = batch.cum_probe[rows, first]
+        halt_prompt = batch.cum_prompt[rows, first]
+        halt_cached = batch.cum_cached[rows, first]
     else:
         halt_correct = np.zeros(n, dtype=np.bool_)
-        halt_tokens = halt_probe = np.zeros(n, dtype=np.int64)
+        halt_tokens = halt_probe = halt_prompt = halt_cached = np.zeros(n, dtype=np.int64)
     return BatchOutcome(
-        spec=str(spec),
+        spec=label,
         correct=np.where(has_halt, halt_correct, open_correct).astype(np.bool_),
         tokens=np.where(has_halt, halt_tokens, open_tokens).astype(np.int64),
         probe_tokens=np.where(has_halt, halt_probe, observed_probe).astype(np.int64),
         halted=(has_halt | ~natural).astype(np.bool_),
+        probe_prompt_tokens=np.where(has_halt, halt_prompt,
+                                     observed_sum(batch.cum_prompt)).astype(np.int64),
+        probe_cached_tokens=np.where(has_halt, halt_cached,
+                                     observed_sum(batch.cum_cached)).astype(np.int64),
     )
 
 

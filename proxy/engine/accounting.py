@@ -21,10 +21,11 @@ tokens are the ones counted as they arrived (see :mod:`thinkstop.proxy.upstreams
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from thinkstop.proxy.upstreams.base import Usage
+from thinkstop.proxy.upstreams.base import ToolCallDelta, Usage
 
 
 @dataclass
@@ -73,10 +74,15 @@ class RunResult:
     signals: dict[str, object] | None = None
     budget_cap: int | None = None  # the per-request reasoning cap from a budget, if any
     cut_snapped_tokens: int = 0  # a partial word dropped at the halt (in discarded too)
+    probe_model: str | None = None  # the model that answered the probes, when not this one
+    probe_seconds: float = 0.0  # wall time of the probes that answered
+    halt_mode: str = "hard"  # "soft": a wrap-up cue and grace reasoning before the answer
     probes_unavailable: bool = False
     retries: int = 0  # main-stream opens retried before the first byte
     faults: list[str] = field(default_factory=list)
     failed_calls: list[CallCount] = field(default_factory=list)  # failed continuations
+    # Why the request was passed through unmonitored (reason "passthrough"), if it was.
+    passthrough: str | None = None
 
     @property
     def reasoning_tokens(self) -> int:
@@ -121,14 +127,7 @@ class RunResult:
         return max(0, self.max_tokens - self.reasoning_tokens - self.probe_tokens)
 
     def usage_dict(self) -> dict[str, Any]:
-        usage = self.usage()
-        return {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-            "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
-        }
+        return usage_dict(self.usage())
 
     def decision(self) -> dict[str, Any]:
         """The top-level ``thinkstop`` object of the response."""
@@ -142,6 +141,9 @@ class RunResult:
             "probe_tokens": self.probe_tokens,
             "probe_prompt_tokens": self.probe_usage.prompt_tokens,
             "probe_cached_tokens": self.probe_usage.cached_prompt_tokens,
+            "probe_model": self.probe_model,
+            "probe_seconds": round(self.probe_seconds, 3),
+            "halt_mode": self.halt_mode,
             "probes": self.probes,
             "answer_tokens": self.answer_tokens,
             "strategy": self.strategy,
@@ -155,4 +157,22 @@ class RunResult:
             "budget_cap": self.budget_cap,
             "probes_unavailable": self.probes_unavailable,
             "faults": list(self.faults),
+            "passthrough": self.passthrough,
         }
+
+
+def usage_dict(usage: Usage) -> dict[str, Any]:
+    """``usage`` in the OpenAI chat shape (one run's, or several runs' summed)."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens},
+    }
+
+
+def tool_call_tokens(count: Callable[[str], int], call: ToolCallDelta) -> int:
+    """Tokens of one tool-call piece: its name (on the first piece) and arguments text,
+    which the model generated as answer tokens."""
+    return count((call.name or "") + call.arguments)

@@ -13,6 +13,11 @@ A strategy that fails before writing any answer text hands over to the next one;
 fails after answer text reached the client cannot be replaced without showing two
 answers, so that failure propagates (the client then gets an in-band error). Every
 attempt's tokens are counted, failed ones too.
+
+The model's answer may be a tool call (``tool_call`` events) when the request offers
+tools; it counts as answer text. ``limit``: completion tokens the client's max_tokens
+still allows (see ``RunOptions.completion_cap``); each attempt is asked for at most what
+is left of it after the attempts before it.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Final
 
-from thinkstop.proxy.engine.accounting import CallCount, RunResult
+from thinkstop.proxy.engine.accounting import CallCount, RunResult, tool_call_tokens
 from thinkstop.proxy.upstreams.base import (
     ChatRequest,
     Continuation,
     EventStream,
+    SoftHalting,
     StreamEvent,
     Upstream,
 )
@@ -48,7 +54,7 @@ class ContinuationChain:
 
     def __init__(self, upstream: Upstream, request: ChatRequest, main_request: ChatRequest,
                  result: RunResult, *, strategies: Sequence[str], budget: int | None,
-                 log: Any = None) -> None:
+                 log: Any = None, limit: int | None = None, grace_tokens: int = 0) -> None:
         self.upstream = upstream
         self.request = request
         self.main_request = main_request
@@ -56,25 +62,43 @@ class ContinuationChain:
         self.strategies = tuple(strategies)
         self.budget = budget
         self.log = log
+        self.limit = limit
+        # A soft halt where the upstream supports one (raw continuations); elsewhere the
+        # halt stays hard, and the decision says so.
+        self.grace_tokens = grace_tokens if isinstance(upstream, SoftHalting) else 0
 
-    def _open(self, strategy: str, reasoning: str) -> EventStream:
+    def _open(self, strategy: str, reasoning: str, left: int | None) -> EventStream:
         if strategy == RERUN:
-            return self.upstream.stream(self.main_request)
+            return self.upstream.stream(capped(self.main_request, left))
         chosen: Continuation = strategy  # type: ignore[assignment]
-        return self.upstream.continue_answer(self.request, reasoning, chosen)
+        if self.grace_tokens and chosen == "raw" and isinstance(self.upstream, SoftHalting):
+            return self.upstream.continue_soft(capped(self.request, left), reasoning,
+                                               self.grace_tokens)
+        return self.upstream.continue_answer(capped(self.request, left), reasoning, chosen)
 
     async def events(self, reasoning: str, prompt_estimate: int
                      ) -> AsyncGenerator[StreamEvent, None]:
         """Reasoning and content events of the answer (``result`` updated as they pass)."""
         last: UpstreamError | None = None
+        left = self.limit
         for strategy in self.strategies:
+            if left is not None and left <= 0:
+                # Failed attempts spent what the client's max_tokens allowed: as an
+                # upstream would, end for length rather than bill past it.
+                self.result.finish_reason = "length"
+                return
             count = CallCount(prompt_estimate=prompt_estimate)
             self.result.continuation = count
             wrote = False
-            stream = self._open(strategy, reasoning)
+            stream = self._open(strategy, reasoning, left)
             try:
                 async for event in stream:
-                    if event.kind in ("reasoning", "content") and event.text:
+                    if event.kind == "tool_call" and event.tool_call is not None:
+                        count.content += tool_call_tokens(self.upstream.count_tokens,
+                                                          event.tool_call)
+                        wrote = True
+                        yield event
+                    elif event.kind in ("reasoning", "content") and event.text:
                         tokens = event.tokens if event.tokens is not None else (
                             self.upstream.count_tokens(event.text))
                         if event.kind == "content":
@@ -97,6 +121,8 @@ class ContinuationChain:
                 self.result.faults.append(f"continuation_failed:{strategy}")
                 self.result.failed_calls.append(count)
                 self.result.continuation = None
+                if left is not None:
+                    left -= count.usage().completion_tokens
                 if self.log is not None:
                     self.log.warning("continuation_failed", strategy=strategy,
                                      error=exc.message[:200], wrote_answer=wrote)
@@ -109,3 +135,15 @@ class ContinuationChain:
     def _check_budget(self, tokens: int) -> None:
         if self.budget is not None and tokens > self.budget:
             raise UpstreamError(f"the re-run's reasoning passed the budget of {self.budget}")
+
+
+def capped(request: ChatRequest, left: int | None) -> ChatRequest:
+    """``request`` asking for at most ``left`` completion tokens (under whichever of
+    ``max_tokens`` / ``max_completion_tokens`` it names; ``max_tokens`` when neither)."""
+    if left is None:
+        return request
+    params = dict(request.params)
+    names = [n for n in ("max_tokens", "max_completion_tokens") if n in params]
+    for name in names or ["max_tokens"]:
+        params[name] = left
+    return ChatRequest(request.model, request.messages, params)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,7 @@ class ProbeRunner:
         self.failed = 0
         self.skipped = 0
         self.usage = Usage()
+        self.seconds = 0.0  # wall time spent in finished probes
         self.failure_limit = max(1, failure_limit)
         self.failures_in_a_row = 0
 
@@ -108,6 +110,7 @@ class ProbeRunner:
         return True
 
     async def _run(self, seq: int, tokens: int, reasoning: str, marks: Marks) -> ProbeOutcome:
+        started = time.perf_counter()
         try:
             result = await asyncio.wait_for(
                 self.upstream.probe(self.request, reasoning, self.max_tokens),
@@ -124,6 +127,7 @@ class ProbeRunner:
             return ProbeOutcome(seq, tokens, marks, None)
         self.failures_in_a_row = 0
         self.usage = self.usage + result.usage
+        self.seconds += time.perf_counter() - started
         return ProbeOutcome(seq, tokens, marks, result)
 
     def _done(self, seq: int, task: asyncio.Task[ProbeOutcome]) -> None:

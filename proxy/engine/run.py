@@ -4,7 +4,7 @@
 
     run = HaltingRun(upstream, request, policy, RunOptions(...))
     await run.start()                 # opens the upstream: errors surface before output
-    async for delta in run.events():  # Delta("reasoning" | "content", text)
+    async for delta in run.events():  # Delta("reasoning" | "content" | "tool_call", ...)
         ...
     run.result                        # RunResult: decision + accounting
 
@@ -36,7 +36,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from thinkstop.proxy.engine.accounting import RunResult
+from thinkstop.proxy.engine.accounting import RunResult, tool_call_tokens
 from thinkstop.proxy.engine.continuation import ContinuationChain, fallback_chain
 from thinkstop.proxy.engine.probing import Marks, ProbeOutcome, ProbeRunner
 from thinkstop.proxy.upstreams.base import (
@@ -44,6 +44,7 @@ from thinkstop.proxy.upstreams.base import (
     Continuation,
     EventStream,
     StreamEvent,
+    ToolCallDelta,
     Upstream,
     UpstreamError,
 )
@@ -52,13 +53,18 @@ from thinkstop.scheduler import Guarded, Observation, extract_answer, is_hedging
 from thinkstop.scheduler.schedule import create_schedule
 from thinkstop.scheduler.signals import has_cue, repetition
 
-DeltaKind = Literal["reasoning", "content"]
+DeltaKind = Literal["reasoning", "content", "tool_call"]
 
 
 @dataclass(frozen=True, slots=True)
 class Delta:
+    """What the client gets next: reasoning or answer text, or a piece of a tool call
+    (``tool_call``); ``logprobs``: the answer tokens' entries, when asked for."""
+
     kind: DeltaKind
     text: str
+    tool_call: ToolCallDelta | None = None
+    logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,15 @@ class RunOptions:
     shadow: bool = False
     probe_at_start: bool = False  # one probe before any reasoning (the no-thinking answer)
     probe_schedule: str | None = None  # a schedule spec (scheduler.schedule); None: fixed
+    # The client's max_tokens / max_completion_tokens: every completion token the request
+    # is billed for (main stream, probes, continuation) fits in it; the continuation gets
+    # what is left, no probe starts that could pass it, and reasoning that reaches it
+    # stops (reason "completion_cap"; tokens the upstream had in flight are billed too).
+    completion_cap: int | None = None
+    # After a halt: "hard" closes the reasoning at once; "soft" adds a wrap-up cue and lets
+    # the model reason ``grace_tokens`` more before its answer (raw continuations only).
+    halt: Literal["hard", "soft"] = "hard"
+    grace_tokens: int = 64
 
 
 class _End:
@@ -100,7 +115,12 @@ class HaltingRun:
     """One request's main stream, probes, halt and continuation."""
 
     def __init__(self, upstream: Upstream, request: ChatRequest, policy: Guarded,
-                 options: RunOptions, *, log: Any = None) -> None:
+                 options: RunOptions, *, log: Any = None,
+                 probe_upstream: Upstream | None = None,
+                 probe_request: ChatRequest | None = None) -> None:
+        """``probe_upstream``: another model that answers the probes by reading this
+        model's reasoning (``probe_request``: the request as that model gets it); the
+        main stream and the continuation stay this model's own."""
         self.upstream = upstream
         self.request = request
         self.policy = policy
@@ -118,8 +138,11 @@ class HaltingRun:
         elif self.hidden:
             self.result.reason = "hidden_reasoning"
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        if probe_upstream is not None:
+            self.result.probe_model = probe_upstream.name
         self._probes = ProbeRunner(
-            upstream, request, max_tokens=options.probe_tokens,
+            probe_upstream or upstream, probe_request or request,
+            max_tokens=options.probe_tokens,
             max_in_flight=options.probe_concurrency, timeout=options.probe_timeout,
             notify=lambda: self._queue.put_nowait(_PROBE), log=log,
             failure_limit=options.probe_failure_limit,
@@ -299,7 +322,14 @@ class HaltingRun:
             self._thinking_done = True
             main.content += event.tokens if event.tokens is not None else (
                 self.upstream.count_tokens(event.text))
-            out.append(Delta("content", event.text))
+            out.append(Delta("content", event.text, logprobs=event.logprobs))
+        elif event.kind == "tool_call" and event.tool_call is not None:
+            if self._halt_reason is not None:
+                return  # as for content: the continuation's own next step wins
+            self._release("", out, final=True)
+            self._thinking_done = True  # a tool call is the model's answer for this turn
+            main.content += tool_call_tokens(self.upstream.count_tokens, event.tool_call)
+            out.append(Delta("tool_call", "", tool_call=event.tool_call))
         elif event.kind == "usage" and event.usage is not None:
             main.exact = event.usage
         elif event.kind == "finish" and event.finish_reason:
@@ -352,8 +382,14 @@ class HaltingRun:
         if not self.hidden and self.policy.over_budget(tokens):
             self._halt_reason = self.options.cap_reason
             return
+        cap = self.options.completion_cap
+        if cap is not None and self._billed() >= cap:
+            self._halt_reason = "completion_cap"
+            return
         if not self.probing or self._probes.unavailable:
             return
+        if cap is not None and self._billed() + self.options.probe_tokens > cap:
+            return  # a probe now could bill past the client's max_tokens
         chunk = "".join(self._chunk_text)
         cue = has_cue(chunk) if self._schedule.reads_cues else False
         if not self._schedule.due(tokens, cue):
@@ -410,6 +446,10 @@ class HaltingRun:
         if kept:
             yield Delta("reasoning", kept)
         strategy = self.options.continuation
+        cap = self.options.completion_cap
+        left = None if cap is None else cap - self._billed()
+        if left is not None and left <= 0:
+            strategy = None  # the client's max_tokens is spent: no answer fits, as upstream
         self.result.strategy = strategy
         if strategy is None:
             self.result.finish_reason = "length"
@@ -418,19 +458,35 @@ class HaltingRun:
             self.upstream, self.request, self._main_request(), self.result,
             strategies=fallback_chain(strategy, self.options.fallbacks,
                                       rerun=self.options.rerun),
-            budget=self.policy.max_tokens, log=self.log,
+            budget=self.policy.max_tokens, log=self.log, limit=left,
+            grace_tokens=self.options.grace_tokens if self.options.halt == "soft" else 0,
         )
+        if self.options.halt == "soft":
+            self.result.halt_mode = "soft" if chain.grace_tokens else "hard"
+            if not chain.grace_tokens:
+                self.result.faults.append("soft_halt_unsupported")
         prompt = self.result.main.prompt_estimate + self.result.main.reasoning
         self._continuation = chain.events("".join(self._reasoning), prompt)
         try:
             async for event in self._continuation:
-                yield Delta("reasoning" if event.kind == "reasoning" else "content", event.text)
+                kind: DeltaKind = ("tool_call" if event.kind == "tool_call" else
+                                   "reasoning" if event.kind == "reasoning" else "content")
+                yield Delta(kind, event.text, tool_call=event.tool_call,
+                            logprobs=event.logprobs)
         finally:
             await self._continuation.aclose()
+
+    def _billed(self) -> int:
+        """Completion tokens billed so far: the main stream's and the probes', with each
+        probe still running reserved at its limit (checked against completion_cap)."""
+        probes = self._probes
+        return (self.result.main.usage().completion_tokens + probes.usage.completion_tokens
+                + probes.in_flight * self.options.probe_tokens)
 
     def _finish_accounting(self) -> None:
         probes = self._probes
         self.result.probe_usage = probes.usage
+        self.result.probe_seconds = probes.seconds
         self.result.probes = probes.launched
         self.result.probes_failed = probes.failed
         self.result.probes_skipped = probes.skipped
@@ -444,7 +500,8 @@ class HaltingRun:
         reasoning: list[str] = []
         content: list[str] = []
         async for delta in self.events():
-            (reasoning if delta.kind == "reasoning" else content).append(delta.text)
+            if delta.kind != "tool_call":
+                (reasoning if delta.kind == "reasoning" else content).append(delta.text)
         return "".join(reasoning), "".join(content)
 
 
@@ -484,13 +541,16 @@ def _word_end(text: str) -> int:
 
 
 def _coalesce(deltas: list[Delta]) -> list[Delta]:
-    """Merge neighbours of the same kind (fewer, larger chunks when the loop is behind)."""
+    """Merge text neighbours of the same kind (fewer, larger chunks when the loop is
+    behind); tool-call pieces stay apart."""
     if len(deltas) < 2:
         return deltas
     merged: list[Delta] = []
     for delta in deltas:
-        if merged and merged[-1].kind == delta.kind:
-            merged[-1] = Delta(delta.kind, merged[-1].text + delta.text)
+        last = merged[-1] if merged else None
+        if last is not None and last.kind == delta.kind and delta.kind != "tool_call":
+            logprobs = (last.logprobs or ()) + (delta.logprobs or ())
+            merged[-1] = Delta(delta.kind, last.text + delta.text, logprobs=logprobs or None)
         else:
             merged.append(delta)
     return merged

@@ -2,6 +2,12 @@
 
 ``create_app(config, upstreams)`` takes a validated :class:`~thinkstop.proxy.config.ProxyConfig` and
 one upstream per ``model_name``; the app closes the upstreams when it shuts down.
+
+Endpoints: ``POST /v1/chat/completions`` (also ``/chat/completions``), ``POST
+/v1/responses``, ``GET /v1/responses/{id}``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /v1/models/{id}``, health, ``/metrics``. Every reply carries ``x-request-id``; any
+other route is an OpenAI-shaped 404. CORS is off unless ``general_settings.cors_origins``
+lists origins.
 """
 
 from __future__ import annotations
@@ -13,15 +19,23 @@ from typing import Any, TextIO
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.middleware.cors import CORSMiddleware
 
 from thinkstop.proxy.config import ConfigError, ProxyConfig
+from thinkstop.proxy.errors import ProxyError
 from thinkstop.proxy.guard.budgets import CounterStore
 from thinkstop.proxy.guard.keys import Caller, KeyRing, authenticate
 from thinkstop.proxy.guard.scopes import Budgets, make_store
 from thinkstop.proxy.http.body_limit import BodyLimit
-from thinkstop.proxy.http.chat import ChatService, ModelRoute
-from thinkstop.proxy.http.errors import install_error_handlers
+from thinkstop.proxy.http.chat import ChatService
+from thinkstop.proxy.http.completions import CompletionRequest, CompletionsService
+from thinkstop.proxy.http.errors import install_error_handlers, request_id_of
+from thinkstop.proxy.http.exchange import Edge, ModelRoute
 from thinkstop.proxy.http.protocol import ChatCompletionRequest
+from thinkstop.proxy.http.request_id import RequestId, new_request_id
+from thinkstop.proxy.http.responses_api import ResponsesService
+from thinkstop.proxy.http.responses_request import ResponsesRequest
+from thinkstop.proxy.http.responses_store import ResponseStore
 from thinkstop.proxy.observe.metrics import ProxyMetrics
 from thinkstop.proxy.observe.redaction import Redactor, config_secrets
 from thinkstop.proxy.observe.request_log import make_logger
@@ -52,6 +66,10 @@ def build_routes(config: ProxyConfig, upstreams: Mapping[str, Upstream]) -> dict
     return routes
 
 
+def _request_id(request: Request) -> str:
+    return request_id_of(request) or new_request_id()
+
+
 def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
                log_stream: TextIO | None = None,
                budget_store: CounterStore | None = None) -> FastAPI:
@@ -65,7 +83,10 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     redact = Redactor(config_secrets(settings))
     log = make_logger(general.log_level, log_stream, redact)
     budgets = Budgets(budget_store or make_store(general.redis_url), metrics, log)
-    service = ChatService(settings, routes, metrics, log, budgets=budgets, redact=redact)
+    edge = Edge(settings, routes, metrics, log, budgets=budgets, redact=redact)
+    chat = ChatService(edge)
+    responses = ResponsesService(edge, ResponseStore(general.responses_store_size))
+    completions = CompletionsService(edge)
     keys = KeyRing(general)
     created = int(time.time())
 
@@ -85,8 +106,13 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=general.max_request_bytes)
+    if general.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=general.cors_origins,
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                           expose_headers=["x-request-id"])
+    app.add_middleware(RequestId)  # added last: outside the others, on every reply
     app.state.metrics = metrics
-    app.state.service = service
+    app.state.service = chat
     authenticate_caller = authenticate(keys)
     auth = Depends(authenticate_caller)
 
@@ -94,18 +120,46 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     async def chat_completions(body: ChatCompletionRequest, request: Request,
                                caller: Caller = auth) -> Response:
         """Chat completion, streamed (SSE) or whole, with a top-level `thinkstop` decision."""
-        return await service.complete(body, caller, request.receive)
+        return await chat.complete(body, caller, request.receive, _request_id(request))
 
     @app.post("/chat/completions", include_in_schema=False, response_model=None)
     async def chat_completions_alias(body: ChatCompletionRequest, request: Request,
                                      caller: Caller = auth) -> Response:
-        return await service.complete(body, caller, request.receive)
+        return await chat.complete(body, caller, request.receive, _request_id(request))
+
+    @app.post("/v1/responses", tags=["openai"], response_model=None)
+    async def create_response(body: ResponsesRequest, request: Request,
+                              caller: Caller = auth) -> Response:
+        """A Responses API response, streamed (named SSE events) or whole, halted as chat is."""
+        return await responses.create(body, caller, request.receive, _request_id(request))
+
+    @app.get("/v1/responses/{response_id}", tags=["openai"], dependencies=[auth])
+    async def get_response(response_id: str) -> dict[str, Any]:
+        """A recent response kept by this replica (see previous_response_id)."""
+        return responses.retrieve(response_id)
+
+    @app.post("/v1/completions", tags=["openai"], response_model=None)
+    async def text_completions(body: CompletionRequest, request: Request,
+                               caller: Caller = auth) -> Response:
+        """Text completion for raw-completion models (halted when the prompt opens a think
+        block; otherwise passed through)."""
+        return await completions.complete(body, caller, request.receive,
+                                          _request_id(request))
+
+    def model_card(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": created, "owned_by": "thinkstop"}
 
     @app.get("/v1/models", dependencies=[auth], tags=["openai"])
     async def models() -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": created, "owned_by": "thinkstop"}
-                for name in routes]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [model_card(name) for name in routes]}
+
+    @app.get("/v1/models/{model_id:path}", dependencies=[auth], tags=["openai"])
+    async def model(model_id: str) -> dict[str, Any]:
+        if model_id not in routes:
+            raise ProxyError(404, f"model {model_id!r} not found; served: "
+                             f"{', '.join(routes)}", type_="not_found_error",
+                             code="model_not_found", param="model")
+        return model_card(model_id)
 
     @app.get("/health/liveliness", tags=["health"])
     async def liveliness() -> dict[str, str]:

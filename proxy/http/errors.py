@@ -1,13 +1,14 @@
 """OpenAI-shaped error replies at the HTTP edge: the handlers, and the mapping of every
 failure to ``{"error": {"message", "type", "code", "param"}}`` with the right status.
 
-- 400 ``invalid_request_error``: bad JSON, unsupported features (``n > 1``, tools), the
-  upstream rejecting the request as malformed (passed on).
+- 400 ``invalid_request_error``: bad JSON; a body that does not match the schema
+  (``validation_error``), a bad policy spec or ``thinkstop`` override
+  (``invalid_thinkstop``), each naming the field in ``param`` (OpenAI answers bad
+  parameters with 400, and its SDK raises ``BadRequestError`` for them); features an
+  upstream cannot serve; the upstream rejecting the request as malformed (passed on).
 - 401 ``authentication_error``: missing or unknown key when keys are configured.
-- 404 ``not_found_error``: unknown model or route.
+- 404 ``not_found_error``: unknown model, stored response or route.
 - 413 ``invalid_request_error``: body over ``general_settings.max_request_bytes``.
-- 422 ``invalid_request_error``: a body that does not match the schema, a bad policy spec
-  or ``thinkstop`` override (the message names the field and lists the valid choices).
 - 429 ``rate_limit_error``: a token budget window is spent (``Retry-After`` set), or the
   upstream rate-limited us (passed on).
 - 502 ``upstream_error``: the upstream failed, refused the connection, or rejected
@@ -16,6 +17,7 @@ failure to ``{"error": {"message", "type", "code", "param"}}`` with the right st
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -64,18 +66,35 @@ def _extra_field_hint(error: Any, loc: list[str]) -> str:
     return f" (valid thinkstop fields: {', '.join(REQUEST_FIELDS)})"
 
 
+# Which member of a union pydantic tried ("str", "list[dict[str,any]]"): not a field.
+_UNION_MEMBER = re.compile(r"^(?:str|int|float|bool|dict|list|none|[a-z_-]+\[.*\])$")
+
+
+def _location(error: Any) -> list[str]:
+    return [str(p) for p in error.get("loc", ())
+            if p != "body" and not (isinstance(p, str) and _UNION_MEMBER.match(p))]
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[bool, str, str | None]:
     """(is_bad_json, message, param)."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return True, "request body is not valid JSON", None
-    parts = []
+    parts: list[str] = []
     param = None
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        loc = _location(e)
         param = param or (".".join(loc) or None)
-        parts.append(f"{'.'.join(loc) or 'body'}: {e.get('msg')}{_extra_field_hint(e, loc)}")
+        part = f"{'.'.join(loc) or 'body'}: {e.get('msg')}{_extra_field_hint(e, loc)}"
+        if part not in parts:
+            parts.append(part)
     return False, "; ".join(parts) or "invalid request", param
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id the request-id middleware gave this request (see :mod:`.request_id`)."""
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -98,19 +117,29 @@ def install_error_handlers(app: FastAPI) -> None:
         code = "invalid_thinkstop" if (param or "").startswith("thinkstop") else (
             "validation_error")
         return JSONResponse(error_body(message, "invalid_request_error", code, param),
-                            status_code=422)
+                            status_code=400)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return JSONResponse(error_body(str(exc.detail), type_, str(exc.status_code)),
-                            status_code=exc.status_code)
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:  # no such route: OpenAI's wording
+            body = error_body(f"Invalid URL ({where})", "not_found_error", "unknown_url")
+        elif exc.status_code == 405:
+            body = error_body(f"Method not allowed ({where})", "invalid_request_error",
+                              "method_not_allowed")
+        else:
+            body = error_body(str(exc.detail), "invalid_request_error",
+                              str(exc.status_code))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # A bug, not a client or upstream fault: say so in the usual shape, nothing more
-        # (the exception itself goes to the server log, never to the client).
+        # (the exception itself goes to the server log, never to the client). This reply
+        # is sent outside the middleware, so it sets the request id itself.
+        request_id = request_id_of(request)
         return JSONResponse(error_body("internal error in thinkstop", "server_error",
-                                       "internal_error"), status_code=500)
+                                       "internal_error"), status_code=500,
+                            headers={"x-request-id": request_id} if request_id else None)
 
     app.add_exception_handler(ProxyError, proxy_error)
     app.add_exception_handler(Exception, internal_error)

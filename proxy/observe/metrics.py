@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from thinkstop.proxy.engine.accounting import RunResult
+from thinkstop.proxy.engine.shadow import WouldHave
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -36,6 +37,16 @@ class ProxyMetrics:
                                          "token window, by scope", ["scope"], registry=r)
         self.budget_store_errors = Counter("thinkstop_budget_store_errors", "Budget store "
                                            "(Redis) failures; requests went on", registry=r)
+        self.budget_store_breaker_open = Gauge("thinkstop_budget_store_breaker_open", "1 "
+                                               "while the budget store is skipped after a "
+                                               "failure (windows not enforced)", registry=r)
+        self.budget_spend_pending = Gauge("thinkstop_budget_spend_pending", "Window "
+                                          "counters with spending not yet written to the "
+                                          "budget store", registry=r)
+        self.budget_spend_dropped = Counter("thinkstop_budget_spend_dropped", "Tokens of "
+                                            "spending never written to the budget store "
+                                            "(outage buffer full, or shutdown while it was "
+                                            "down), summed over counters", registry=r)
         self.in_flight = Gauge("thinkstop_requests_in_flight", "Chat requests running now",
                                registry=r)
         self.latency = Histogram("thinkstop_request_duration_seconds", "Request wall time",
@@ -43,6 +54,22 @@ class ProxyMetrics:
         self.ttft = Histogram("thinkstop_time_to_first_token_seconds",
                               "Time to the first streamed token", ["model"],
                               buckets=_LATENCY_BUCKETS, registry=r)
+        self.probe_seconds = Histogram("thinkstop_probe_seconds", "Wall time of probes, "
+                                       "per request, by the model that answered them",
+                                       ["model", "probe_model"], buckets=_LATENCY_BUCKETS,
+                                       registry=r)
+        self.shadowed = Counter("thinkstop_shadow_requests", "Requests run in shadow mode "
+                                "(probed, never halted)", ["model"], registry=r)
+        self.would_halt = Counter("thinkstop_shadow_would_halt", "Shadowed requests the "
+                                  "policy would have halted", ["model", "reason"], registry=r)
+        self.would_save = Counter("thinkstop_shadow_would_save_tokens", "Reasoning tokens "
+                                  "halting would have saved, net of probe tokens",
+                                  ["model"], registry=r)
+        self.would_change = Counter("thinkstop_shadow_would_change_answer", "Shadowed "
+                                    "requests whose answer at the would-be halt differs "
+                                    "from the model's own", ["model"], registry=r)
+        self.traces_dropped = Counter("thinkstop_shadow_traces_dropped", "Trace lines the "
+                                      "sink could not keep up with", registry=r)
 
     def record(self, model: str, result: RunResult) -> None:
         self.halts.labels(model, str(result.halted).lower(), result.reason).inc()
@@ -57,6 +84,17 @@ class ProxyMetrics:
         self.probes.labels(model, "ok").inc(max(0, ok))
         self.probes.labels(model, "failed").inc(result.probes_failed)
         self.probes.labels(model, "skipped").inc(result.probes_skipped)
+        if result.probes:
+            self.probe_seconds.labels(model, result.probe_model or model).observe(
+                result.probe_seconds)
+
+    def record_shadow(self, model: str, would: WouldHave) -> None:
+        self.shadowed.labels(model).inc()
+        if would.halted:
+            self.would_halt.labels(model, would.reason or "halt").inc()
+            self.would_save.labels(model).inc(max(0, would.saved_tokens))
+            if would.changed_answer:
+                self.would_change.labels(model).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,8 +2,9 @@
 its mock model): a scripted OpenAI-compatible reasoning server.
 
 ``FakeReasoningServer`` is a real HTTP server on loopback (uvicorn in a thread) speaking
-the chat-completions and completions wire formats; ``Script`` says what it thinks and
-answers. thinkstop's own tests and benchmark scripts use it, and so can yours.
+the chat-completions and completions wire formats (tool calls and logprobs included);
+``Script`` says what it thinks, answers and calls. thinkstop's own tests and benchmark
+scripts use it, and so can yours.
 """
 
 from thinkstop.proxy.testing.reasoning_server import (
@@ -12,7 +13,7 @@ from thinkstop.proxy.testing.reasoning_server import (
     FakeStats,
     RequestRecord,
 )
-from thinkstop.proxy.testing.script import VOCABULARY, Script, words
+from thinkstop.proxy.testing.script import VOCABULARY, Script, ScriptedToolCall, words
 from thinkstop.proxy.testing.server_thread import ServerThread, free_port
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "FakeStats",
     "RequestRecord",
     "Script",
+    "ScriptedToolCall",
     "ServerThread",
     "free_port",
     "words",

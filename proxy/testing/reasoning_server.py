@@ -9,6 +9,17 @@ Speaks the real wire formats: ``POST /v1/chat/completions`` (JSON or SSE chunks 
 - some reasoning and ``max_tokens <= PROBE_LIMIT``: a *probe* (answer from that much);
 - some reasoning and a larger or no limit: a *continuation* (the final answer).
 
+Main streams and continuations stop at the request's ``max_tokens`` /
+``max_completion_tokens`` (``finish_reason: "length"``), as a real server does.
+
+When the request offers tools and the script has ``tool_calls``, the model's answer is
+those calls, in the OpenAI wire format (streamed: ``delta.tool_calls`` pieces with index,
+id, type, function name, then the arguments in pieces; whole: ``message.tool_calls``;
+``finish_reason: "tool_calls"``), unless ``tool_choice`` is ``"none"`` or a tool result is
+already in the conversation. Asked for logprobs (chat ``logprobs``/``top_logprobs``,
+completions ``logprobs: k``), every streamed token carries them, reasoning included, as a
+server without a reasoning parser sends them.
+
 ``server.stats`` records what happened, including how many reasoning tokens a main stream
 sent and whether the client closed it early, so tests can check cancellation.
 """
@@ -17,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import threading
 import time
 import uuid
@@ -28,11 +38,19 @@ from typing import Any
 
 from thinkstop.proxy.testing.script import Script
 from thinkstop.proxy.testing.server_thread import ServerThread
+from thinkstop.proxy.testing.wire import (
+    Reply,
+    Send,
+    probe_logprobs,
+    send_error,
+    send_json,
+    split_text,
+    usage_body,
+)
 
 PROBE_LIMIT = 64
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -64,6 +82,7 @@ class FakeStats:
     closed_before_reply: int = 0  # main calls the client left while we were silent
     continuation_failures: int = 0
     continuations_closed_early: int = 0
+    tool_calls_sent: list[tuple[str, str, str]] = field(default_factory=list)  # kind, name, args
 
     def of_kind(self, kind: str) -> list[RequestRecord]:
         return [r for r in self.requests if r.kind == kind]
@@ -85,6 +104,28 @@ def _haystack(body: dict[str, Any]) -> str:
             elif isinstance(value, list):  # content parts
                 parts.extend(str(p.get("text", "")) for p in value if isinstance(p, dict))
     return "\n".join(parts)
+
+
+def _offers_tools(script: Script, body: dict[str, Any]) -> bool:
+    """Whether the scripted model answers this request with its tool calls."""
+    if not script.tool_calls or not body.get("tools") or body.get("tool_choice") == "none":
+        return False
+    return not any(m.get("role") == "tool" for m in body.get("messages") or ())
+
+
+def _limit(body: dict[str, Any]) -> int | None:
+    """The request's cap on generated tokens, which the model stops at (``length``)."""
+    caps = [v for k in ("max_tokens", "max_completion_tokens")
+            if isinstance(v := body.get(k), int) and not isinstance(v, bool)]
+    return min(caps) if caps else None
+
+
+def _logprobs_asked(chat: bool, body: dict[str, Any]) -> int | None:
+    """How many alternatives per token the request asks for; None: no logprobs."""
+    value = body.get("logprobs")
+    if chat:
+        return int(body.get("top_logprobs") or 0) if value is True else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _apply_stop(text: str, stop: Any) -> str:
@@ -168,19 +209,20 @@ class FakeReasoningServer:
                 break
         path = scope["path"]
         if scope["method"] == "GET" and path == "/v1/models":
-            await _json(send, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+            await send_json(send, 200, {"object": "list",
+                                        "data": [{"id": "fake", "object": "model"}]})
             return
         auth = dict(scope["headers"]).get(b"authorization", b"").decode()
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
-            await _error(send, 401, "bad api key")
+            await send_error(send, 401, "bad api key")
             return
         try:
             body = json.loads(b"".join(chunks) or b"{}")
         except json.JSONDecodeError:
-            await _error(send, 400, "bad json")
+            await send_error(send, 400, "bad json")
             return
         if path not in ("/v1/chat/completions", "/v1/completions"):
-            await _error(send, 404, f"no route {path}")
+            await send_error(send, 404, f"no route {path}")
             return
         await self._dispatch(path, body, receive, send, auth)
 
@@ -198,14 +240,16 @@ class FakeReasoningServer:
             kind = "continuation"
         self.stats.requests.append(RequestRecord(kind, path, str(body.get("model")), n, body))
         chat = path.endswith("chat/completions")
-        reply = _Reply(chat=chat, model=str(body.get("model")), send=send)
+        asked = _logprobs_asked(chat, body) if kind != "probe" else None
+        reply = Reply(chat=chat, model=str(body.get("model")), send=send,
+                       logprobs=asked, logprob=script.answer_logprob)
         echo = f" (sent: {auth})" if script.echo_auth_on_error else ""
         if kind == "main":
             if script.fail_main is not None and (
                 script.fail_main_times is None or self.stats.main_failures < script.fail_main_times
             ):
                 self.stats.main_failures += 1
-                await _error(send, script.fail_main, "scripted main failure" + echo)
+                await send_error(send, script.fail_main, "scripted main failure" + echo)
                 return
             if script.main_delay and await _left_within(receive, script.main_delay):
                 self.stats.closed_before_reply += 1
@@ -217,11 +261,17 @@ class FakeReasoningServer:
             self.stats.continuation_requests += 1
             if self.stats.continuation_failures < script.fail_continuations:
                 self.stats.continuation_failures += 1
-                await _error(send, 500, "scripted continuation failure" + echo)
+                await send_error(send, 500, "scripted continuation failure" + echo)
+                return
+            if chat and _offers_tools(script, body):
+                await self._call_tools(script, body, haystack, n, reply, "continuation")
                 return
             text = script.final_text_at(n)
             pieces = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
-            usage = _usage(_prompt_tokens(haystack), len(pieces), 0)
+            limit = _limit(body)
+            finish = "length" if limit is not None and limit < len(pieces) else "stop"
+            pieces = pieces[:limit]
+            usage = usage_body(_prompt_tokens(haystack), len(pieces), 0)
             if body.get("stream"):
                 await reply.start_stream()
                 for piece in pieces:
@@ -230,22 +280,51 @@ class FakeReasoningServer:
                         self.stats.continuations_closed_early += 1
                         return
                     await reply.chunk(content=piece)
-                await reply.finish("stop", usage if _wants_usage(body) else None)
+                await reply.finish(finish, usage if _wants_usage(body) else None)
             else:
-                await reply.whole(text, None, usage)
+                await reply.whole("".join(pieces), None, usage, finish_reason=finish)
+
+    async def _call_tools(self, script: Script, body: dict[str, Any], haystack: str,
+                          tokens: int, reply: Reply, kind: str, *,
+                          reasoning: str | None = None, started: bool = False) -> None:
+        """Answer with the script's tool calls (after ``tokens`` of reasoning)."""
+        calls = script.tool_calls_at(tokens)
+        self.stats.tool_calls_sent.extend((kind, name, args) for name, args in calls)
+        reasoning_tokens = tokens if kind == "main" else 0
+        pieces = [split_text(args) for _, args in calls]
+        usage = usage_body(_prompt_tokens(haystack), reasoning_tokens + sum(map(len, pieces)),
+                           reasoning_tokens)
+        if not body.get("stream"):
+            await reply.whole(None, reasoning, usage, tool_calls=calls,
+                              finish_reason="tool_calls")
+            return
+        if not started:
+            await reply.start_stream()
+        for index, ((name, _), parts) in enumerate(zip(calls, pieces, strict=True)):
+            call_id = f"call_{uuid.uuid4().hex[:12]}"
+            await reply.tool_piece(index, call_id=call_id, name=name)
+            for part in parts:
+                await reply.tool_piece(index, arguments=part)
+        await reply.finish("tool_calls", usage if _wants_usage(body) else None)
 
     async def _main(self, script: Script, body: dict[str, Any], haystack: str,
-                    reply: _Reply, receive: Receive) -> None:
+                    reply: Reply, receive: Receive) -> None:
         self.stats.main_streams += 1
         self.stats.sent_reasoning_tokens = 0
         n_reason, n_answer = len(script.reasoning), len(script.answer)
-        usage = _usage(_prompt_tokens(haystack), n_reason + n_answer + (0 if reply.chat else 1),
-                       n_reason if reply.chat else 0)
+        usage = usage_body(_prompt_tokens(haystack),
+                           n_reason + n_answer + (0 if reply.chat else 1),
+                           n_reason if reply.chat else 0)
+        tools = reply.chat and _offers_tools(script, body)
         if not body.get("stream"):
             await asyncio.sleep(script.token_delay * (n_reason + n_answer))
             self.stats.sent_reasoning_tokens = n_reason
             self.stats.streams_completed += 1
             reasoning = None if script.hide_reasoning else script.text
+            if tools:
+                await self._call_tools(script, body, haystack, n_reason, reply, "main",
+                                       reasoning=reasoning)
+                return
             answer = "".join(script.answer)
             if not reply.chat:
                 answer = f"{script.text}\n</think>\n\n{answer}"
@@ -253,10 +332,16 @@ class FakeReasoningServer:
             return
         disconnected = asyncio.Event()
         listener = asyncio.ensure_future(_listen(receive, disconnected))
+        limit = _limit(body)
         try:
             await reply.start_stream()
             pacer = _Pacer(script.token_delay)
             for i, token in enumerate(script.reasoning):
+                if limit is not None and i >= limit:  # max_tokens spent on thinking
+                    cut = usage_body(_prompt_tokens(haystack), i, i if reply.chat else 0)
+                    await reply.finish("length", cut if _wants_usage(body) else None)
+                    self.stats.streams_completed += 1
+                    return
                 if script.drop_after is not None and i >= script.drop_after:
                     raise _Drop()
                 if script.stall_after is not None and i >= script.stall_after:
@@ -276,9 +361,19 @@ class FakeReasoningServer:
             elif script.reasoning_field == "think_tags" and not script.hide_reasoning:
                 await reply.chunk(content="\n</thi")
                 await reply.chunk(content="nk>\n\n")
+            if tools:
+                await self._call_tools(script, body, haystack, n_reason, reply, "main",
+                                       started=True)
+                self.stats.streams_completed += 1
+                return
             for j, token in enumerate(script.answer):
                 if script.drop_in_answer_after is not None and j >= script.drop_in_answer_after:
                     raise _Drop()
+                if limit is not None and n_reason + j >= limit:
+                    cut = usage_body(_prompt_tokens(haystack), limit, n_reason)
+                    await reply.finish("length", cut if _wants_usage(body) else None)
+                    self.stats.streams_completed += 1
+                    return
                 await pacer.tick()
                 if disconnected.is_set():
                     self.stats.streams_closed_early += 1
@@ -291,7 +386,7 @@ class FakeReasoningServer:
             listener.cancel()
 
     @staticmethod
-    async def _reasoning_chunk(script: Script, reply: _Reply, i: int, token: str) -> None:
+    async def _reasoning_chunk(script: Script, reply: Reply, i: int, token: str) -> None:
         if not reply.chat:
             await reply.chunk(content=token)
         elif script.reasoning_field != "think_tags":
@@ -303,7 +398,7 @@ class FakeReasoningServer:
             await reply.chunk(content=token)
 
     async def _probe(self, script: Script, body: dict[str, Any], haystack: str, n: int,
-                     reply: _Reply, receive: Receive) -> None:
+                     reply: Reply, receive: Receive) -> None:
         self.stats.probe_requests += 1
         if script.probe_delay:
             disconnected = asyncio.Event()
@@ -318,19 +413,19 @@ class FakeReasoningServer:
                 self.stats.probes_cancelled += 1
                 return
         if script.fail_probes is not None:
-            await _error(reply.send, script.fail_probes, "scripted probe failure")
+            await send_error(reply.send, script.fail_probes, "scripted probe failure")
             return
         answer = script.probe_answer_at(n)
         prefilled = haystack.rstrip().endswith("<answer>")
         pieces = [answer, "</answer>"] if prefilled else ["<answer>", answer, "</answer>"]
         text = _apply_stop("".join(pieces), body.get("stop"))
         emitted = [p for p in pieces if p in text] or [""]
-        usage = _usage(_prompt_tokens(haystack), len(emitted), 0)
+        usage = usage_body(_prompt_tokens(haystack), len(emitted), 0)
         self.stats.probe_completion_tokens += usage["completion_tokens"]
         self.stats.probe_prompt_tokens += usage["prompt_tokens"]
         logprobs = None
         if script.probe_logprob is not None and (body.get("logprobs") or body.get("top_logprobs")):
-            logprobs = _logprobs(reply.chat, emitted, answer, script.probe_logprob)
+            logprobs = probe_logprobs(reply.chat, emitted, answer, script.probe_logprob)
         await reply.whole(text, None, usage, logprobs=logprobs)
 
 
@@ -380,111 +475,3 @@ async def _listen(receive: Receive, event: asyncio.Event) -> None:
 def _wants_usage(body: dict[str, Any]) -> bool:
     options = body.get("stream_options") or {}
     return bool(options.get("include_usage"))
-
-
-def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }
-
-
-def _logprobs(chat: bool, pieces: list[str], answer: str, logprob: float) -> dict[str, Any]:
-    other = "0" if answer != "0" else "1"
-    alt = max(-50.0, math.log1p(-min(0.999999, math.exp(logprob))))
-    lps = [logprob if p == answer else 0.0 for p in pieces]
-    if chat:
-        content = []
-        for piece, lp in zip(pieces, lps, strict=True):
-            tops = [{"token": piece, "logprob": lp, "bytes": list(piece.encode())}]
-            if piece == answer:
-                tops.append({"token": other, "logprob": alt, "bytes": list(other.encode())})
-            content.append({"token": piece, "logprob": lp, "bytes": list(piece.encode()),
-                            "top_logprobs": tops})
-        return {"content": content}
-    tops_raw: list[dict[str, float]] = []
-    for piece, lp in zip(pieces, lps, strict=True):
-        tops_raw.append({piece: lp, other: alt} if piece == answer else {piece: lp})
-    offsets = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
-    return {"tokens": pieces, "token_logprobs": lps, "top_logprobs": tops_raw,
-            "text_offset": offsets}
-
-
-async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _error(send: Send, status: int, message: str) -> None:
-    await _json(send, status, {"error": {"message": message, "type": "fake_error",
-                                         "code": str(status)}})
-
-
-class _Reply:
-    """Writes chat or completions replies, whole or as SSE chunks."""
-
-    def __init__(self, *, chat: bool, model: str, send: Send) -> None:
-        self.chat = chat
-        self.model = model
-        self.send = send
-        self.id = f"fake-{uuid.uuid4().hex[:12]}"
-        self.created = int(time.time())
-        self._first = True
-
-    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        obj = "chat.completion.chunk" if self.chat else "text_completion"
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model,
-                "choices": choices}
-
-    async def start_stream(self) -> None:
-        await self.send({"type": "http.response.start", "status": 200,
-                         "headers": [(b"content-type", b"text/event-stream")]})
-        if self.chat:
-            await self._event(self._envelope([{"index": 0, "delta": {"role": "assistant",
-                                                                     "content": ""},
-                                               "finish_reason": None}]))
-
-    async def _event(self, payload: dict[str, Any] | str) -> None:
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        await self.send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(),
-                         "more_body": True})
-
-    async def chunk(self, **delta: str) -> None:
-        if self.chat:
-            choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
-        else:
-            choice = {"index": 0, "text": delta.get("content", ""), "logprobs": None,
-                      "finish_reason": None}
-        await self._event(self._envelope([choice]))
-
-    async def finish(self, reason: str, usage: dict[str, Any] | None) -> None:
-        if self.chat:
-            choice: dict[str, Any] = {"index": 0, "delta": {}, "finish_reason": reason}
-        else:
-            choice = {"index": 0, "text": "", "logprobs": None, "finish_reason": reason}
-        await self._event(self._envelope([choice]))
-        if usage is not None:
-            payload = self._envelope([])
-            payload["usage"] = usage
-            await self._event(payload)
-        await self._event("[DONE]")
-        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def whole(self, text: str, reasoning: str | None, usage: dict[str, Any],
-                    *, logprobs: dict[str, Any] | None = None) -> None:
-        if self.chat:
-            message: dict[str, Any] = {"role": "assistant", "content": text}
-            if reasoning is not None:
-                message["reasoning_content"] = reasoning
-            choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": logprobs,
-                                      "finish_reason": "stop"}
-            obj = "chat.completion"
-        else:
-            choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": "stop"}
-            obj = "text_completion"
-        await _json(self.send, 200, {"id": self.id, "object": obj, "created": self.created,
-                                     "model": self.model, "choices": [choice], "usage": usage})

@@ -24,6 +24,19 @@ VOCABULARY = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class ScriptedToolCall:
+    """A tool call the scripted model makes. ``arguments`` is JSON text in which
+    ``{answer}`` stands for the answer the model holds after the reasoning it had (so a
+    call made after a halt differs from the one made after all the reasoning)."""
+
+    name: str
+    arguments: str = '{"answer": "{answer}"}'
+
+    def arguments_at(self, answer: str) -> str:
+        return self.arguments.replace("{answer}", answer)
+
+
 def words(n: int, vocabulary: tuple[str, ...] = VOCABULARY) -> list[str]:
     """``n`` reasoning tokens cycling through the vocabulary."""
     return list(itertools.islice(itertools.cycle(vocabulary), n))
@@ -43,6 +56,12 @@ class Script:
     status. ``drop_after``: cut the connection after that many main-stream tokens. The
     fields after it script further misbehaviour (hang, stall, malformed SSE, failing
     continuations, secrets echoed in errors) for the hardening tests.
+
+    ``tool_calls``: what the model calls, instead of answering in text, when the request
+    offers tools (``tool_choice`` not ``"none"``) and the conversation holds no tool result
+    yet: after its whole reasoning (the main stream), or after a halt (the continuation).
+    Once a ``tool`` message is in the conversation, it answers in text. ``answer_logprob``:
+    the log probability given to every streamed token when a request asks for logprobs.
     """
 
     reasoning: list[str] = field(default_factory=lambda: words(200))
@@ -67,6 +86,8 @@ class Script:
     fail_continuations: int = 0  # answer the first N continuation calls with HTTP 500
     continuation_delay: float = 0.0  # seconds per continuation token
     echo_auth_on_error: bool = False  # error messages repeat the Authorization header
+    tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+    answer_logprob: float = -0.25
 
     def __post_init__(self) -> None:
         self.text = "".join(self.reasoning)
@@ -110,6 +131,11 @@ class Script:
 
     def final_text_at(self, tokens: int) -> str:
         return self.final_template.format(answer=self.final_answer_at(tokens))
+
+    def tool_calls_at(self, tokens: int) -> list[tuple[str, str]]:
+        """``(name, arguments)`` of the calls made after ``tokens`` of reasoning."""
+        answer = self.final_answer_at(tokens)
+        return [(call.name, call.arguments_at(answer)) for call in self.tool_calls]
 
     def probe_probability(self) -> float | None:
         return None if self.probe_logprob is None else math.exp(self.probe_logprob)

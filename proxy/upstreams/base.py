@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-EventKind = Literal["reasoning", "content", "usage", "finish"]
+EventKind = Literal["reasoning", "content", "tool_call", "usage", "finish"]
 
 # How the final answer is written after a halt; see the README's provider table.
 Continuation = Literal["raw", "prefix", "prefill", "reask"]
@@ -36,11 +36,28 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of one tool call the model is making, as the OpenAI chat stream sends it.
+
+    ``index`` tells calls apart; ``id`` and ``name`` come with a call's first piece (None
+    after), ``arguments`` is the next piece of its JSON arguments text.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEvent:
     """One normalised piece of an upstream stream.
 
     ``tokens`` is the exact number of tokens in ``text`` when the adapter knows it (the
     local model does); None means the caller counts with :meth:`Upstream.count_tokens`.
+    A ``tool_call`` event carries ``tool_call`` (its text is empty). ``logprobs``: the
+    OpenAI chat per-token entries of a ``content`` event's tokens, when the request asked
+    for them and the upstream sent them.
     """
 
     kind: EventKind
@@ -48,6 +65,8 @@ class StreamEvent:
     tokens: int | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
+    tool_call: ToolCallDelta | None = None
+    logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +188,17 @@ class UpstreamBase:
 
 class UpstreamConfigError(ValueError):
     """A model entry cannot be turned into an upstream; the message names the problem."""
+
+
+@runtime_checkable
+class SoftHalting(Protocol):
+    """An upstream that can halt softly: instead of closing the reasoning at once, it adds
+    a wrap-up cue to it and lets the model reason up to ``grace_tokens`` more, then
+    writes the answer (a hard cut mid-thought can hurt the answer)."""
+
+    def continue_soft(self, request: ChatRequest, reasoning: str,
+                      grace_tokens: int) -> EventStream:
+        ...
 
 
 FailureKind = Literal["status", "connect", "timeout", "protocol"]

@@ -4,6 +4,13 @@ A subclass supplies the transport, :meth:`ChatUpstreamBase._chunks` (stream of c
 and :meth:`ChatUpstreamBase._complete` (one reply dict); this class builds request bodies
 for the main stream, probes and continuations, and normalises replies into the contract's
 events. Chat upstreams support the ``prefix``, ``prefill`` and ``reask`` continuations.
+
+Tools: the main stream and the continuation carry the request's ``tools`` (the model's
+next step may be a tool call, relayed as ``tool_call`` events); a probe keeps them
+declared but sets ``tool_choice: "none"``, so it answers in text while its prompt starts
+as the main call's does (tools are rendered at the top of most chat templates, and a
+server's prefix cache then serves the probe's prompt). :meth:`ChatUpstreamBase.relay`
+passes a request through untouched, for what the halting loop cannot follow.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ from thinkstop.proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
-from thinkstop.proxy.upstreams.chunk_events import chunk_events
-from thinkstop.proxy.upstreams.parsing import chat_logprobs, parse_usage
+from thinkstop.proxy.upstreams.chunk_events import ChoiceReaders, chunk_events
+from thinkstop.proxy.upstreams.parsing import chat_logprobs, chat_token_entries, parse_usage
 from thinkstop.proxy.upstreams.strategies import Strategy, get_strategy
 from thinkstop.proxy.upstreams.thinking import ThinkSplitter, split_delta
 from thinkstop.proxy.upstreams.tokens import TokenCounter, default_counter
@@ -33,6 +40,11 @@ from thinkstop.proxy.upstreams.tokens import TokenCounter, default_counter
 # assistant prefill with extended thinking enabled).
 _NO_CONTINUE: Final = frozenset({"thinking"})
 TOP_LOGPROBS: Final = 5
+
+
+def has_tools(params: dict[str, Any]) -> bool:
+    """Whether a request offers the model tools."""
+    return bool(params.get("tools"))
 
 
 class ChatUpstreamBase(UpstreamBase):
@@ -83,6 +95,9 @@ class ChatUpstreamBase(UpstreamBase):
             "temperature": 0,
             "stream": False,
         }
+        if has_tools(request.params):
+            body["tools"] = request.params["tools"]
+            body["tool_choice"] = "none"
         if style.prefill:
             body.update(self.prefill_body)
         if self.capabilities.logprobs:
@@ -106,12 +121,28 @@ class ChatUpstreamBase(UpstreamBase):
     ) -> EventStream:
         chosen = get_strategy(strategy)
         if chosen.continue_messages is None:
-            raise UpstreamError(f"a chat upstream cannot run the {strategy!r} continuation")
+            return _refused(f"a chat upstream cannot run the {strategy!r} continuation")
         params = {k: v for k, v in request.params.items() if k not in _NO_CONTINUE}
-        body = self._body(params, chosen.continue_messages(request.messages, reasoning))
+        tools = has_tools(params)
+        if tools and not chosen.tools:
+            # The model could not call a tool from here: fail (the chain falls back to the
+            # next strategy) rather than drop the tools.
+            return _refused(f"the {strategy!r} continuation cannot carry tools")
+        messages = chosen.messages_for(request.messages, reasoning, tools=tools)
+        body = self._body(params, messages)
         if chosen.prefill:
             body.update(self.prefill_body)
         return self._events(body)
+
+    def relay(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
+        """The upstream's own stream of chunks for ``request``, untouched but for asking
+        for the usage chunk (the pass-through path; the caller closes it)."""
+        return self._chunks(self._body(request.params, request.messages))
+
+    async def relay_whole(self, request: ChatRequest) -> dict[str, Any]:
+        """The upstream's own reply to ``request``, not streamed (pass-through)."""
+        return await self._complete({**self.defaults, **request.params,
+                                     "messages": request.messages, "stream": False})
 
     # -- helpers ---------------------------------------------------------------------
     def _body(self, params: dict[str, Any], messages: prompts.Messages) -> dict[str, Any]:
@@ -125,6 +156,14 @@ class ChatUpstreamBase(UpstreamBase):
 
     def _events(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         splitter = ThinkSplitter()
-        return chunk_events(
-            self._chunks(body), splitter, lambda c: split_delta(c.get("delta") or {}, splitter)
+        readers = ChoiceReaders(
+            pieces=lambda c: split_delta(c.get("delta") or {}, splitter),
+            logprobs=lambda c: chat_token_entries(c.get("logprobs")),
         )
+        return chunk_events(self._chunks(body), splitter, readers)
+
+
+async def _refused(message: str) -> AsyncGenerator[StreamEvent, None]:
+    """A stream that fails when read, like an upstream refusing the call."""
+    raise UpstreamError(message)
+    yield StreamEvent(kind="finish")  # unreachable: makes this an async generator

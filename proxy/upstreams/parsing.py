@@ -1,4 +1,5 @@
-"""Reading upstream replies (already decoded to dicts): usage, probe logprobs, finish.
+"""Reading upstream replies (already decoded to dicts): usage, probe logprobs, tool calls,
+the answer's token logprobs.
 
 The chat and completions formats differ in where text and logprobs live; these helpers
 turn both into the contract's :class:`Usage` and :class:`ProbeResult` pieces.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thinkstop.proxy.upstreams.base import Usage
+from thinkstop.proxy.upstreams.base import ToolCallDelta, Usage
 from thinkstop.proxy.upstreams.prompts import ANSWER_CLOSE
 
 
@@ -88,3 +89,60 @@ def completion_logprobs(raw: Any) -> tuple[float | None, dict[str, float] | None
     lps = list(raw.get("token_logprobs") or [None] * len(tokens))
     tops = [dict(t or {}) for t in raw.get("top_logprobs") or [{}] * len(tokens)]
     return answer_logprobs(tokens, lps, tops)
+
+
+def parse_tool_calls(delta: Any) -> list[ToolCallDelta]:
+    """The tool-call pieces of one streamed chat ``delta`` (``delta.tool_calls``).
+
+    Also reads a whole message's ``tool_calls`` (non-streamed replies), whose entries have
+    no ``index``: their position is the index.
+    """
+    calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+    if not isinstance(calls, list):
+        return []
+    out = []
+    for position, call in enumerate(calls):
+        if not isinstance(call, dict):
+            continue
+        raw = call.get("function")
+        function: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        index = call.get("index")
+        name = function.get("name")
+        arguments = function.get("arguments")
+        out.append(ToolCallDelta(
+            index=index if isinstance(index, int) else position,
+            id=call["id"] if isinstance(call.get("id"), str) else None,
+            name=name if isinstance(name, str) else None,
+            arguments=arguments if isinstance(arguments, str) else "",
+        ))
+    return out
+
+
+def chat_token_entries(raw: Any) -> list[dict[str, Any]]:
+    """A chat choice's ``logprobs.content`` entries as they are (for relaying them)."""
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [entry for entry in content if isinstance(entry, dict)]
+
+
+def _entry(token: str, logprob: Any) -> dict[str, Any]:
+    value = float(logprob) if isinstance(logprob, int | float) else -9999.0
+    return {"token": token, "logprob": value, "bytes": list(token.encode())}
+
+
+def completion_token_entries(raw: Any) -> list[dict[str, Any]]:
+    """A completions choice's ``logprobs`` (parallel lists) as OpenAI chat entries, the
+    shape every endpoint of the proxy relays."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("tokens"), list):
+        return []
+    tokens = [str(t) for t in raw["tokens"]]
+    lps = list(raw.get("token_logprobs") or [None] * len(tokens))
+    tops = list(raw.get("top_logprobs") or [None] * len(tokens))
+    entries = []
+    for i, token in enumerate(tokens):
+        entry = _entry(token, lps[i] if i < len(lps) else None)
+        top = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
+        entry["top_logprobs"] = [_entry(str(t), lp) for t, lp in top.items()]
+        entries.append(entry)
+    return entries

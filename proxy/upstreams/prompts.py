@@ -25,6 +25,13 @@ REASK_CONTINUE: Final = (
     "<reasoning>\n{reasoning}\n</reasoning>\n"
     "Stop reasoning now. Using that reasoning, write your final reply to the request above."
 )
+# With tools on offer, the model's next step may be a tool call rather than a reply.
+REASK_CONTINUE_TOOLS: Final = (
+    "Here is your reasoning so far about the request above; it was cut short:\n"
+    "<reasoning>\n{reasoning}\n</reasoning>\n"
+    "Stop reasoning now. Using that reasoning, take your next step: call a tool if one is "
+    "needed, otherwise write your final reply to the request above."
+)
 REASK_PROBE: Final = (
     "Here is your reasoning so far about the request above; it was cut short:\n"
     "<reasoning>\n{reasoning}\n</reasoning>\n"
@@ -40,6 +47,17 @@ Messages = list[dict[str, Any]]
 def closed_thinking(reasoning: str) -> str:
     """The reasoning as a finished think block, ready for the answer to follow."""
     return reasoning + closing(reasoning)
+
+
+# A soft halt's cue, in the model's own voice, inside its reasoning: the model winds up
+# its thought instead of being cut mid-thought.
+WRAP_UP: Final = "I have enough to answer now."
+
+
+def wrap_up(reasoning: str) -> str:
+    """What follows the reasoning at a soft halt: the cue, on a paragraph of its own."""
+    lead = "" if reasoning.endswith("\n\n") else ("\n" if reasoning.endswith("\n") else "\n\n")
+    return f"{lead}{WRAP_UP}\n"
 
 
 def probe_suffix(reasoning: str) -> str:
@@ -92,6 +110,12 @@ def prefix_probe(messages: Messages, reasoning: str) -> Messages:
 def reask_continuation(messages: Messages, reasoning: str) -> Messages:
     """Re-ask: the reasoning quoted back in a user turn; works with any chat API."""
     return [*messages, {"role": "user", "content": REASK_CONTINUE.format(reasoning=reasoning)}]
+
+
+def reask_tools_continuation(messages: Messages, reasoning: str) -> Messages:
+    """Re-ask when the request offers tools: the model's next step may be a tool call."""
+    text = REASK_CONTINUE_TOOLS.format(reasoning=reasoning)
+    return [*messages, {"role": "user", "content": text}]
 
 
 def reask_probe(messages: Messages, reasoning: str) -> Messages:

@@ -3,6 +3,12 @@
 The proxy renders the chat template itself and opens the think block in the prompt, so it
 sees every reasoning token as plain text, and it can run the exact continuation: prompt +
 truncated reasoning + end-of-thinking marker, after which the model writes its answer.
+
+A request may also carry a prompt the client rendered itself (``/v1/completions``: no
+messages, ``params["prompt"]``); it is sent as it is, and the text is reasoning when that
+prompt leaves a think block open (:func:`opens_reasoning`). :meth:`relay_completion`
+passes a completions request through untouched. A client's ``logprobs`` (chat style) are
+asked for in the completions style and relayed for the answer's tokens.
 """
 
 from __future__ import annotations
@@ -26,18 +32,30 @@ from thinkstop.proxy.upstreams.base import (
     UpstreamError,
     Usage,
 )
-from thinkstop.proxy.upstreams.chunk_events import chunk_events
+from thinkstop.proxy.upstreams.chunk_events import ChoiceReaders, chunk_events
 from thinkstop.proxy.upstreams.http_sse import make_client, post_json, stream_sse
-from thinkstop.proxy.upstreams.parsing import completion_logprobs, parse_usage
+from thinkstop.proxy.upstreams.parsing import (
+    completion_logprobs,
+    completion_token_entries,
+    parse_usage,
+)
 from thinkstop.proxy.upstreams.templates import Template, resolve_template
-from thinkstop.proxy.upstreams.thinking import Piece, ThinkSplitter
+from thinkstop.proxy.upstreams.thinking import THINK_CLOSE, THINK_OPEN, Piece, ThinkSplitter
 from thinkstop.proxy.upstreams.tokens import TokenCounter, default_counter
 
 TOP_LOGPROBS = 5
 # Chat-only request fields that a completions endpoint would reject.
 _CHAT_ONLY = frozenset({"messages", "tools", "tool_choice", "response_format",
                         "parallel_tool_calls", "reasoning_effort", "max_completion_tokens",
-                        "logprobs", "top_logprobs", "stream_options"})
+                        "logprobs", "top_logprobs", "stream_options", "prompt"})
+# The key of a prompt the client rendered itself (``/v1/completions``).
+PROMPT_KEY = "prompt"
+
+
+def opens_reasoning(prompt: str) -> bool:
+    """Whether ``prompt`` ends inside an open think block, so the text that follows it is
+    reasoning (a ``<think>`` after the last ``</think>``)."""
+    return prompt.rfind(THINK_OPEN) > prompt.rfind(THINK_CLOSE)
 
 
 class RawCompletionUpstream(UpstreamBase):
@@ -92,18 +110,31 @@ class RawCompletionUpstream(UpstreamBase):
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        return self.count_tokens(self.prompt(request))
+
     def prompt(self, request: ChatRequest) -> str:
-        """The rendered conversation, with the think block opened."""
+        """The rendered conversation, with the think block opened; or the client's own
+        prompt, as it is."""
+        given = request.params.get(PROMPT_KEY)
+        if not request.messages and isinstance(given, str):
+            return given
         return self.template(request.messages) + self.think_prefix
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params = {k: v for k, v in request.params.items() if k not in _CHAT_ONLY}
         limit = request.params.get("max_completion_tokens")
-        if limit is not None and "max_tokens" not in params:
-            params["max_tokens"] = limit
+        if limit is not None:
+            given = params.get("max_tokens")
+            params["max_tokens"] = min(limit, given) if isinstance(given, int) else limit
+        if request.params.get("logprobs") is True:
+            # Chat style (a flag and a count) to completions style (the count).
+            params["logprobs"] = int(request.params.get("top_logprobs") or 0)
         return params
 
     def stream(self, request: ChatRequest) -> EventStream:
+        # The prompt opened the think block (the template's think prefix, or a client's
+        # prompt that the proxy only halts when it does: see opens_reasoning).
         body = {**self.defaults, **self._params(request), "prompt": self.prompt(request)}
         return self._events(body, ThinkSplitter("reasoning"))
 
@@ -155,7 +186,19 @@ class RawCompletionUpstream(UpstreamBase):
             text = choice.get("text")
             return splitter.feed(text) if isinstance(text, str) and text else []
 
-        return chunk_events(chunks, splitter, pieces)
+        readers = ChoiceReaders(pieces, lambda c: completion_token_entries(c.get("logprobs")))
+        return chunk_events(chunks, splitter, readers)
+
+    def relay_completion(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """A client's completions request, streamed through untouched (its ``model``
+        replaced by the upstream's); the caller closes the stream."""
+        return stream_sse(self._client.pick(), self.url, {**body, "model": self.model},
+                          self.headers)
+
+    async def relay_completion_whole(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A client's completions request, not streamed, through untouched."""
+        return await post_json(self._client.pick(), self.url, {**body, "model": self.model},
+                               self.headers)
 
     async def aclose(self) -> None:
         await self._client.aclose()

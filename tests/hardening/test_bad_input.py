@@ -37,24 +37,30 @@ def assert_openai_error(reply: httpx.Response, status: int) -> dict[str, Any]:
     return error
 
 
+# Bad parameters are 400s, as OpenAI answers them (its SDK raises BadRequestError).
 @pytest.mark.parametrize(("body", "status", "param", "says"), [
-    ({"model": "chat"}, 422, "messages", "messages: Field required"),
-    ({"messages": PROMPT}, 422, "model", "model: Field required"),
-    ({"model": "chat", "messages": "hi"}, 422, "messages", "messages:"),
-    ({"model": "chat", "messages": [{"content": "x"}]}, 422, "messages.0.role", "role"),
-    ({"model": "chat", "messages": PROMPT, "temperature": 7}, 422, "temperature", "2"),
+    ({"model": "chat"}, 400, "messages", "messages: Field required"),
+    ({"messages": PROMPT}, 400, "model", "model: Field required"),
+    ({"model": "chat", "messages": "hi"}, 400, "messages", "messages:"),
+    ({"model": "chat", "messages": [{"content": "x"}]}, 400, "messages.0.role", "role"),
+    ({"model": "chat", "messages": PROMPT, "temperature": 7}, 400, "temperature", "2"),
     ({"model": "nope", "messages": PROMPT}, 404, "model", "served: chat, raw"),
-    ({"model": "chat", "messages": PROMPT, "thinkstop": {"policy": "magic"}}, 422,
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"policy": "magic"}}, 400,
      "thinkstop.policy", "valid policies: "),
-    ({"model": "chat", "messages": PROMPT, "thinkstop": {"policy": "plateau:wndow=3"}}, 422,
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"policy": "plateau:wndow=3"}}, 400,
      "thinkstop.policy", "valid parameters: "),
-    ({"model": "chat", "messages": PROMPT, "thinkstop": {"polcy": "plateau"}}, 422,
+    ({"model": "chat", "messages": PROMPT, "thinkstop": {"polcy": "plateau"}}, 400,
      "thinkstop.polcy", "valid thinkstop fields: policy, chunk_tokens"),
     ({"model": "chat", "messages": PROMPT, "thinkstop": {"min_tokens": 9, "max_tokens": 3}},
-     422, "thinkstop", "min_tokens (9) must not exceed max_tokens (3)"),
-    ({"model": "chat", "messages": PROMPT, "n": 2}, 400, "n", "n=2 is not supported"),
-    ({"model": "chat", "messages": PROMPT, "tools": [{"type": "function"}]}, 400, "tools",
-     "tools is not supported"),
+     400, "thinkstop", "min_tokens (9) must not exceed max_tokens (3)"),
+    ({"model": "chat", "messages": PROMPT, "n": 0}, 400, "n", "greater than or equal to 1"),
+    ({"model": "chat", "messages": PROMPT, "tools": [{"type": "function"}]}, 400, "tools.0",
+     "a function tool needs its function definition"),
+    ({"model": "chat", "messages": [{"role": "tool", "content": "4"}]}, 400, "messages.0",
+     "a tool message needs the tool_call_id"),
+    ({"model": "raw", "messages": PROMPT, "tools": [
+        {"type": "function", "function": {"name": "f"}}]}, 400, "tools",
+     "cannot carry tools"),
 ])
 async def test_bad_requests_name_the_field(small: tuple[Proxy, LoopProbe],
                                            fake: FakeReasoningServer, body: dict[str, Any],
@@ -65,6 +71,8 @@ async def test_bad_requests_name_the_field(small: tuple[Proxy, LoopProbe],
     assert error["param"] == param and says in error["message"]
     if param.startswith("thinkstop"):  # the documented code of a bad thinkstop option
         assert error["code"] == "invalid_thinkstop"
+    elif status == 400 and param != "tools":
+        assert error["code"] == "validation_error"
     assert fake.stats.requests == []  # nothing reached the upstream
 
 

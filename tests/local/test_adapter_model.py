@@ -287,7 +287,8 @@ async def test_from_params_knows_the_test_model_by_name(engine: LocalEngine) -> 
     try:
         assert up.engine.path == engine.path and up.sampling.seed == 3
         # the self-test measured this machine's speed, and the probe timeout follows it
-        assert up.engine.speed.gen_tps > 1
+        # (any positive speed: a loaded CI machine can be very slow)
+        assert up.engine.speed.gen_tps > 0
         quick = up.probe_timeout(16)
         up.engine.speed.gen_tps /= 20
         assert up.probe_timeout(16) > quick

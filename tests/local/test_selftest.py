@@ -62,7 +62,8 @@ def test_a_file_that_is_not_a_model_fails_the_real_self_test(tmp_path: Path) -> 
 @pytest.mark.model
 def test_the_real_self_test_measures_speed(model_file: Path) -> None:
     result = run_selftest(model_file, n_threads=2)
-    assert result.prompt_tps > 1 and result.gen_tps > 1 and result.load_seconds > 0
+    # Positive, not fast: CI machines are shared, and a loaded one can be very slow.
+    assert result.prompt_tps > 0 and result.gen_tps > 0 and result.load_seconds > 0
 
 
 @pytest.mark.model

@@ -15,6 +15,7 @@ from thinkstop.proxy.upstreams.local.turns import (
     answer_turn,
     chat_turn,
     run_probe,
+    soft_answer_turn,
 )
 
 from .fakes import EOG, FakeEngine, as_engine, candidates
@@ -195,3 +196,31 @@ def test_probe_stops_at_the_end_of_the_turn_and_at_its_token_limit() -> None:
     assert cut.text == "12" and cut.usage.completion_tokens == 3
     blank = run_probe(as_engine(FakeEngine("\0\0   ")), [1], "r", max_tokens=3)
     assert blank.text == "" and blank.logprob is None
+
+
+def soft(script: str, grace: int) -> tuple[list[StreamEvent], FakeEngine]:
+    fake = FakeEngine(script)
+    events: list[StreamEvent] = []
+    soft_answer_turn(as_engine(fake), [1, 2, 3], "so", grace_tokens=grace, max_tokens=50,
+                     sampling=GREEDY, should_stop=never, preempt=Preemption(),
+                     emit=events.append)
+    return events, fake
+
+
+def test_a_soft_halt_winds_up_within_its_grace_then_answers() -> None:
+    # the fake writes "abcde" (5 grace tokens, one per character), is cut there, its
+    # reasoning closed for it, and then writes "7" as its answer
+    events, fake = soft("abcde7\0", grace=5)
+    reasoning = joined(events, "reasoning")
+    assert reasoning.startswith("\n\nI have enough to answer now.\n")
+    assert reasoning.endswith("abcde")
+    assert joined(events, "content") == "7"
+    # the cue and the closing tag are prompt tokens, not generated ones
+    tag = [ord(ch) for ch in "\n</think>\n\n"]
+    assert any(c.tokens[-len(tag):] == tag for c in fake.calls)
+
+
+def test_a_soft_halt_lets_the_model_close_its_reasoning_itself() -> None:
+    events, _ = soft("ok.</think>42\0", grace=50)
+    assert joined(events, "reasoning").endswith("ok.")
+    assert joined(events, "content") == "42"

@@ -1,6 +1,9 @@
 """A real proxy (uvicorn on loopback) in front of a real fake upstream server.
 
 Both servers start once per session; each test resets the fake's script and counters.
+Every reply the session proxies send is recorded and, after each test that used one,
+checked against OpenAI's OpenAPI schema (:mod:`tests.proxy.openai_spec`): a test fails
+when the proxy sent a shape the spec does not allow.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import openai
 import pytest
 
 from tests.fakes import FakeReasoningServer, Script, ServerThread
+from tests.proxy.openai_spec import SpecTap, load_spec, violations
 from thinkstop.proxy.config import parse_config
 from thinkstop.proxy.http.app import create_app
 from thinkstop.proxy.upstreams.registry import build_upstream
@@ -46,6 +50,7 @@ class LockedBuffer(io.StringIO):
 class Proxy:
     url: str
     logs: LockedBuffer
+    tap: SpecTap | None = None
 
 
 def model_list(base: str) -> list[dict[str, Any]]:
@@ -69,18 +74,42 @@ def model_list(base: str) -> list[dict[str, Any]]:
     ]
 
 
-def start_proxy(base: str, *, master_key: str | None = None) -> tuple[ServerThread, Proxy]:
+def start_proxy(base: str, *, master_key: str | None = None,
+                general: dict[str, Any] | None = None) -> tuple[ServerThread, Proxy]:
     env = {"FAKE_UPSTREAM_KEY": UPSTREAM_KEY, "THINKSTOP_MASTER_KEY": master_key or ""}
-    raw: dict[str, Any] = {"model_list": model_list(base)}
+    raw: dict[str, Any] = {"model_list": model_list(base), "general_settings": general or {}}
     if master_key:
-        raw["general_settings"] = {"master_key": "os.environ/THINKSTOP_MASTER_KEY"}
+        raw["general_settings"]["master_key"] = "os.environ/THINKSTOP_MASTER_KEY"
     config = parse_config(raw, environ=env)
     upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
                  for e in config.model_list}
     logs = LockedBuffer()
-    server = ServerThread(create_app(config, upstreams, log_stream=logs), lifespan="on")
+    tap = SpecTap(create_app(config, upstreams, log_stream=logs))
+    server = ServerThread(tap, lifespan="on")
     server.start()
-    return server, Proxy(f"{server.url}/v1", logs)
+    return server, Proxy(f"{server.url}/v1", logs, tap)
+
+
+# The proxies whose replies are checked against the spec after each test using one.
+SESSION_PROXIES = ("proxy", "locked_proxy", "tuned_proxy")
+
+
+@pytest.fixture(autouse=True)
+def replies_match_the_spec(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used a session proxy: every reply it got matches the spec."""
+    proxies = [request.getfixturevalue(name) for name in SESSION_PROXIES
+               if name in request.fixturenames]
+    for proxy in proxies:
+        if proxy.tap is not None:
+            proxy.tap.take()  # what earlier tests left behind is theirs
+    yield
+    spec = load_spec()
+    if spec is None or not proxies:
+        return
+    problems = [p for proxy in proxies if proxy.tap is not None
+                for p in violations(spec, proxy.tap.take())]
+    assert not problems, "replies that do not match the OpenAI spec:\n" + "\n".join(
+        problems[:20])
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +136,20 @@ def proxy(fake_server: FakeReasoningServer) -> Iterator[Proxy]:
 @pytest.fixture(scope="session")
 def locked_proxy(fake_server: FakeReasoningServer) -> Iterator[Proxy]:
     server, info = start_proxy(fake_server.base_url, master_key=MASTER_KEY)
+    try:
+        yield info
+    finally:
+        server.stop()
+
+
+# Short keep-alive, CORS on, a small body limit: the operational settings under test.
+TUNED = {"keepalive_seconds": 0.05, "cors_origins": ["https://app.example"],
+         "max_request_bytes": 4096}
+
+
+@pytest.fixture(scope="session")
+def tuned_proxy(fake_server: FakeReasoningServer) -> Iterator[Proxy]:
+    server, info = start_proxy(fake_server.base_url, general=dict(TUNED))
     try:
         yield info
     finally:

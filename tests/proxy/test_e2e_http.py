@@ -126,20 +126,24 @@ async def test_openai_shaped_client_errors(proxy: Proxy, fake: FakeReasoningServ
         assert bad_json.status_code == 400
         assert bad_json.json()["error"]["code"] == "invalid_json"
         invalid = await http.post("/chat/completions", json={"model": "chat", "messages": []})
-        assert invalid.status_code == 422
+        assert invalid.status_code == 400  # as OpenAI answers a bad parameter, not 422
         assert invalid.json()["error"]["type"] == "invalid_request_error"
+        assert invalid.json()["error"]["code"] == "validation_error"
+        assert invalid.json()["error"]["param"] == "messages"
         unknown = await http.post("/chat/completions", json={"model": "nope", "messages": PROMPT})
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "model_not_found"
         bad_policy = await http.post("/chat/completions", json={
             "model": "chat", "messages": PROMPT, "thinkstop": {"policy": "nosuch"}})
-        assert bad_policy.status_code in (400, 422)
+        assert bad_policy.status_code == 400
         assert "nosuch" in bad_policy.json()["error"]["message"]
+        assert bad_policy.json()["error"]["code"] == "invalid_thinkstop"
         bad_rails = await http.post("/chat/completions", json={
             "model": "chat", "messages": PROMPT, "thinkstop": {"min_tokens": 90,
                                                                "max_tokens": 10}})
-        assert bad_rails.status_code == 422  # a bad override is a 422, as a bad spec is
+        assert bad_rails.status_code == 400  # a bad override is a 400, as a bad spec is
         assert bad_rails.json()["error"]["param"] == "thinkstop"
+        assert bad_rails.json()["error"]["code"] == "invalid_thinkstop"
     assert fake.stats.main_streams == 0
 
 

@@ -228,3 +228,12 @@ async def test_a_held_partial_word_is_released_when_the_thinking_ends() -> None:
     reasoning, answer = await halting.collect()
     assert reasoning == "so 17" and answer == "The answer is 42."
     assert halting.result.cut_snapped_tokens == 0
+
+
+async def test_a_soft_halt_falls_back_to_hard_where_the_upstream_cannot() -> None:
+    upstream = MemoryUpstream(Script.overthinking(total=400, settle_at=20, token_delay=0.001))
+    halting = await run(upstream, "consistency:window=2", halt="soft", grace_tokens=16)
+    await halting.collect()
+    result = halting.result
+    assert result.halted and result.halt_mode == "hard"
+    assert "soft_halt_unsupported" in result.faults

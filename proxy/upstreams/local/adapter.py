@@ -59,6 +59,7 @@ from thinkstop.proxy.upstreams.local.turns import (
     chat_turn,
     fresh_context,
     run_probe,
+    soft_answer_turn,
 )
 from thinkstop.proxy.upstreams.templates import resolve_template
 
@@ -234,6 +235,21 @@ class LocalUpstream(UpstreamBase):
             return lambda emit, stop: answer_turn(
                 self.engine, context, reasoning, max_tokens=limit, sampling=sampling,
                 should_stop=stop, preempt=self._preempt, emit=emit)
+
+        return self._turn_stream(job)
+
+    def continue_soft(self, request: ChatRequest, reasoning: str,
+                      grace_tokens: int) -> EventStream:
+        """A soft halt (:class:`SoftHalting`): the wrap-up cue, up to ``grace_tokens``
+        more reasoning, then the model's answer."""
+        sampling = self.sampling.with_params(request.params)
+        limit = _max_tokens(request.params, self.answer_max_tokens)
+
+        def job() -> Job:
+            context = self._context(request, reasoning)
+            return lambda emit, stop: soft_answer_turn(
+                self.engine, context, reasoning, grace_tokens=grace_tokens, max_tokens=limit,
+                sampling=sampling, should_stop=stop, preempt=self._preempt, emit=emit)
 
         return self._turn_stream(job)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from thinkstop.proxy.upstreams.base import ProbeResult, StreamEvent, Usage
 from thinkstop.proxy.upstreams.local.engine import ContextFull, LocalEngine, Prompt, Sampling, Token
-from thinkstop.proxy.upstreams.prompts import ANSWER_CLOSE, probe_suffix
+from thinkstop.proxy.upstreams.prompts import ANSWER_CLOSE, probe_suffix, wrap_up
 from thinkstop.proxy.upstreams.thinking import (
     THINK_OPEN,
     Piece,
@@ -152,6 +152,9 @@ class _Turn:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
     needs_ban: bool = False  # the next token opens the answer: it may not end the turn
     banned_once: bool = False
+    reasoning_limit: int | None = None  # a soft halt's grace: close the reasoning here
+    needs_close: bool = False
+    text: str = ""  # what this turn generated, decoded
 
     def on_tokens(self, tokens: list[Token], _text: str) -> bool:
         in_reasoning = self.splitter.in_reasoning
@@ -161,6 +164,7 @@ class _Turn:
             self.counter.token(in_reasoning)
             piece = self.decoder.decode(token.raw)
             text += piece
+            self.text += piece
             if self.transcript is not None:
                 self.transcript.add(token.id, piece, clean=not self.decoder.getstate()[0])
         for event in self.counter.events(self.splitter.feed(text)):
@@ -170,11 +174,15 @@ class _Turn:
         if self.splitter.state == "content" and self.counter.content == 0 and not self.banned_once:
             self.needs_ban = True  # the answer begins next: stop so that its first token is banned
             return True
+        if (self.reasoning_limit is not None and self.splitter.state == "reasoning"
+                and self.counter.reasoning >= self.reasoning_limit):
+            self.needs_close = True  # the grace is spent: the answer now
+            return True
         return self.counter.completion >= self.max_tokens or self.preempt.wanted()
 
     def close_thinking(self) -> None:
         """The model ended its turn inside ``<think>``: close the block for it."""
-        text = closing(self.transcript.text if self.transcript else "")
+        text = closing(self.transcript.text if self.transcript else self.text)
         tokens = self.engine.tokenize(text, special=True)
         self.seq.extend(tokens)
         if self.transcript is not None:
@@ -188,7 +196,7 @@ class _Turn:
 def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
              transcript: Transcript | None, max_tokens: int, sampling: Sampling,
              should_stop: StopCheck, preempt: Preemption, emit: Emit,
-             prompt_tokens: int | None) -> None:
+             prompt_tokens: int | None, reasoning_limit: int | None = None) -> None:
     """Generate after ``seq`` until the model ends its answer or ``max_tokens``; emits
     the events, one finish event and one usage event.
 
@@ -201,7 +209,7 @@ def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
     Abandoned (``should_stop``): returns silently.
     """
     turn = _Turn(engine, seq, ThinkSplitter(start), transcript, max_tokens, emit, preempt,
-                 needs_ban=start == "content")
+                 needs_ban=start == "content", reasoning_limit=reasoning_limit)
     forced = False
     finish = "length"
     prompt_cost: int | None = prompt_tokens
@@ -233,6 +241,10 @@ def run_turn(engine: LocalEngine, seq: list[int], *, start: SplitState,
         if result.finish == "stopped":
             if should_stop():
                 return
+            if turn.needs_close and not forced:
+                turn.needs_close = False
+                forced = True
+                turn.close_thinking()
             continue
         if result.finish == "stop":  # the model ended its turn
             if turn.splitter.state != "content" and not forced:
@@ -268,6 +280,23 @@ def chat_turn(engine: LocalEngine, prompt: Prompt, transcript: Transcript, *,
              transcript=transcript, max_tokens=budget, sampling=sampling,
              should_stop=should_stop, preempt=preempt, emit=emit,
              prompt_tokens=len(prompt.tokens))
+
+
+def soft_answer_turn(engine: LocalEngine, context: list[int], reasoning: str, *,
+                     grace_tokens: int, max_tokens: int, sampling: Sampling,
+                     should_stop: StopCheck, preempt: Preemption, emit: Emit) -> None:
+    """A soft halt: the wrap-up cue after the reasoning, up to ``grace_tokens`` more
+    reasoning (streamed as reasoning, counted as the continuation's), then the answer;
+    the model may close its reasoning sooner by itself."""
+    cue = wrap_up(reasoning)
+    emit(StreamEvent(kind="reasoning", text=cue, tokens=0))
+    seq = [*context, *engine.tokenize(cue)]
+    budget = min(max_tokens + grace_tokens, engine.n_ctx - len(seq) - 1)
+    if budget <= 0:
+        raise ContextFull(f"the reasoning's {len(seq)} tokens fill the context")
+    run_turn(engine, seq, start="reasoning", transcript=None, max_tokens=budget,
+             sampling=sampling, should_stop=should_stop, preempt=preempt, emit=emit,
+             prompt_tokens=None, reasoning_limit=grace_tokens)
 
 
 def answer_turn(engine: LocalEngine, context: list[int], reasoning: str, *, max_tokens: int,
