@@ -99,6 +99,14 @@ class ThinkstopOptions(BaseModel):
                                      description="reasoning allowed after a soft halt")
     shadow: bool | float | None = Field(
         default=None, description="probe and record, never halt: true, or a share 0-1")
+    anchors: str | bool | None = Field(
+        default=None,
+        description="a file of worked examples added to every request (per request: false "
+        "turns them off)")
+    anchors_mode: Literal["turns", "system"] | None = Field(
+        default=None, description="turns: few-shot user/assistant turns; system: system text")
+    anchors_max: int | None = Field(default=None, ge=1, le=64,
+                                    description="examples taken from the file (default 8)")
 
     _valid_policy = field_validator("policy")(_policy_field)
 
@@ -127,18 +135,53 @@ class ThinkstopOptions(BaseModel):
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def merged(self, *others: BaseModel | None) -> ThinkstopOptions:
-        """These options overridden by each of ``others`` in turn (set fields only)."""
-        data = self.model_dump()
+        """These options overridden by each of ``others`` in turn (set fields only; the
+        proxy-wide fields of :class:`ThinkstopSettings` are not per-model options)."""
+        names = ThinkstopOptions.model_fields
+        data = {k: v for k, v in self.model_dump().items() if k in names}
         for other in others:
             if other is not None:
-                data.update(other.model_dump(exclude_none=True))
+                data.update({k: v for k, v in other.model_dump(exclude_none=True).items()
+                             if k in names})
         return ThinkstopOptions.model_validate(data)
+
+
+class ThinkstopSettings(ThinkstopOptions):
+    """``thinkstop_settings``: the defaults of every model's options, plus where
+    shadow-mode traces go (proxy-wide)."""
+
+    trace_dir: str | None = Field(
+        default=None, description="folder for shadow-mode trace files (JSONL, rotated)")
+    trace_sink: str | None = Field(
+        default=None, description="redis://... : send shadow traces to a Redis stream instead")
+    trace_prompts: bool = Field(
+        default=False, description="include the request's messages in shadow traces")
+    trace_max_mb: float = Field(default=64.0, gt=0, description="rotate trace files past this")
+    trace_max_seconds: float = Field(default=3600.0, gt=0,
+                                     description="rotate trace files after this long")
+
+    @field_validator("trace_sink")
+    @classmethod
+    def _valid_sink(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("trace_sink must be a Redis URL (redis://, rediss://, unix://); "
+                             "for files use trace_dir")
+        return value
 
 
 # The options a client may set per request (``extra_body={"thinkstop": {...}}``); the
 # others (probe sizing, timeouts, continuation) are the operator's.
 REQUEST_FIELDS: Final = ("policy", "chunk_tokens", "min_tokens", "max_tokens", "max_probes",
-                         "enabled", "stream_reasoning", "shadow", "probe_schedule")
+                         "enabled", "stream_reasoning", "shadow", "probe_schedule", "anchors")
+
+
+def _request_anchors(value: str | bool | None) -> str | bool | None:
+    # A client turns the model's anchors off (or back on); naming a file would let it read
+    # the server's files.
+    if isinstance(value, str):
+        raise ValueError("a request may only set anchors to false (or true); the file is "
+                         "the operator's")
+    return value
 
 
 def _request_model() -> type[BaseModel]:
@@ -150,7 +193,8 @@ def _request_model() -> type[BaseModel]:
     }
     return create_model(
         "RequestOptions", __config__=ConfigDict(extra="forbid"),
-        __validators__={"_valid_policy": field_validator("policy")(_policy_field)},
+        __validators__={"_valid_policy": field_validator("policy")(_policy_field),
+                        "_valid_anchors": field_validator("anchors")(_request_anchors)},
         **fields,
     )
 
@@ -248,7 +292,7 @@ class ProxyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_list: list[ModelEntry] = Field(min_length=1)
-    thinkstop_settings: ThinkstopOptions = Field(default_factory=ThinkstopOptions)
+    thinkstop_settings: ThinkstopSettings = Field(default_factory=ThinkstopSettings)
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
 
     @model_validator(mode="after")

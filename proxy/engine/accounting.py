@@ -83,6 +83,9 @@ class RunResult:
     failed_calls: list[CallCount] = field(default_factory=list)  # failed continuations
     # Why the request was passed through unmonitored (reason "passthrough"), if it was.
     passthrough: str | None = None
+    shadow: bool = False  # probed and decided, never halted (shadow mode)
+    would_halt: dict[str, Any] | None = None  # shadow: where the policy would have halted
+    anchors: dict[str, Any] | None = None  # worked examples added: count, about how many tokens
 
     @property
     def reasoning_tokens(self) -> int:
@@ -158,6 +161,9 @@ class RunResult:
             "probes_unavailable": self.probes_unavailable,
             "faults": list(self.faults),
             "passthrough": self.passthrough,
+            "shadow": self.shadow,
+            "would_halt": self.would_halt,
+            "anchors": self.anchors,
         }
 
 

@@ -132,7 +132,7 @@ class HaltingRun:
         self.probing = options.enabled and not self.hidden and policy.needs_probes
         self.result = RunResult(policy=policy.spec(), enabled=options.enabled,
                                 chunk_tokens=options.chunk_tokens, max_tokens=policy.max_tokens,
-                                budget_cap=options.budget_cap)
+                                budget_cap=options.budget_cap, shadow=options.shadow)
         if not options.enabled:
             self.result.reason = "disabled"
         elif self.hidden:
@@ -161,6 +161,7 @@ class HaltingRun:
         # Every probe's observation, in boundary order (recorded traces are made of them).
         self.observations: list[Observation] = []
         self.shadow_halt: tuple[int, str] | None = None  # (tokens, reason), shadow only
+        self.answer_parts: list[str] = []  # the answer text, kept in shadow mode only
 
     # -- lifecycle -------------------------------------------------------------------
     def _main_request(self) -> ChatRequest:
@@ -267,11 +268,15 @@ class HaltingRun:
             if ended and self._halt_reason is None:
                 self._release("", out, final=True)  # the model ended its thinking itself
             for delta in _coalesce(out):
+                if self.options.shadow and delta.kind == "content":
+                    self.answer_parts.append(delta.text)  # the shadow trace's answer
                 yield delta  # what arrived before a failure still reaches the client
             if failure is not None:
                 self._fail(failure)
         if self._halt_reason is not None:
             async for delta in self._halt():
+                if self.options.shadow and delta.kind == "content":
+                    self.answer_parts.append(delta.text)
                 yield delta
         await self._probes.drain(self.options.drain_timeout)
         # Probes that finished after the thinking did are no decision, but still data.
@@ -430,6 +435,7 @@ class HaltingRun:
                 self._halt_reason = reason
             elif self.shadow_halt is None:
                 self.shadow_halt = (observation.tokens, reason)
+                self.result.would_halt = {"tokens": observation.tokens, "reason": reason}
 
     async def _halt(self) -> AsyncGenerator[Delta, None]:
         """Close the main stream now, then stream the continuation's answer."""

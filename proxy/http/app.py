@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
 
+from thinkstop.proxy.anchors import DEFAULT_MAX, Anchors, AnchorsError, anchor_text, read_anchors
 from thinkstop.proxy.config import ConfigError, ProxyConfig
 from thinkstop.proxy.errors import ProxyError
 from thinkstop.proxy.guard.budgets import CounterStore
@@ -39,6 +40,7 @@ from thinkstop.proxy.http.responses_store import ResponseStore
 from thinkstop.proxy.observe.metrics import ProxyMetrics
 from thinkstop.proxy.observe.redaction import Redactor, config_secrets
 from thinkstop.proxy.observe.request_log import make_logger
+from thinkstop.proxy.observe.traces import TraceSink, open_sink
 from thinkstop.proxy.upstreams.base import Upstream
 from thinkstop.proxy.upstreams.providers import choose_continuation
 
@@ -57,13 +59,42 @@ def build_routes(config: ProxyConfig, upstreams: Mapping[str, Upstream]) -> dict
                 f"model_list[{i}].thinkstop.continuation: {requested!r} is not supported by "
                 f"this upstream (it offers: {', '.join(offered) or 'none'})"
             )
+        anchors = _anchors(config, i)
         routes[entry.model_name] = ModelRoute(
             name=entry.model_name,
             upstream_model=str(entry.litellm_params["model"]),
             upstream=upstream,
             continuation=choose_continuation(upstream.capabilities, requested),
+            anchors=anchors,
+            anchor_tokens=0 if anchors is None else upstream.count_tokens(anchor_text(anchors)),
         )
     return routes
+
+
+def _anchors(config: ProxyConfig, index: int) -> Anchors | None:
+    """The model's worked examples, read once at start (a bad file stops serve here)."""
+    options = config.options_for(config.model_list[index])
+    if not isinstance(options.anchors, str):
+        return None
+    try:
+        return read_anchors(options.anchors).first(options.anchors_max or DEFAULT_MAX)
+    except AnchorsError as exc:
+        raise ConfigError(f"model_list[{index}].thinkstop.anchors: {exc}") from None
+
+
+def open_traces(config: ProxyConfig) -> TraceSink | None:
+    """Where shadow-mode traces go: ``trace_sink`` (a Redis stream), else ``trace_dir``."""
+    settings = config.thinkstop_settings
+    target = settings.trace_sink or settings.trace_dir
+    if target is None:
+        return None
+    try:
+        return open_sink(target, max_bytes=int(settings.trace_max_mb * 1024 * 1024),
+                         max_seconds=settings.trace_max_seconds)
+    except (OSError, ValueError) as exc:
+        name = "trace_sink" if settings.trace_sink else "trace_dir"
+        raise ConfigError(f"thinkstop_settings.{name}: cannot write traces to {target}: "
+                          f"{exc}") from None
 
 
 def _request_id(request: Request) -> str:
@@ -83,7 +114,11 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     redact = Redactor(config_secrets(settings))
     log = make_logger(general.log_level, log_stream, redact)
     budgets = Budgets(budget_store or make_store(general.redis_url), metrics, log)
-    edge = Edge(settings, routes, metrics, log, budgets=budgets, redact=redact)
+    traces = open_traces(settings)
+    if traces is not None:
+        sink = traces
+        metrics.traces_dropped.set_function(lambda: float(sink.dropped))
+    edge = Edge(settings, routes, metrics, log, budgets=budgets, redact=redact, traces=traces)
     chat = ChatService(edge)
     responses = ResponsesService(edge, ResponseStore(general.responses_store_size))
     completions = CompletionsService(edge)
@@ -96,6 +131,10 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
         for upstream in upstreams.values():
             await upstream.aclose()
         await budgets.aclose()
+        if traces is not None:
+            await traces.aclose()
+            if traces.dropped:
+                log.warning("shadow_traces_dropped", lines=traces.dropped)
 
     app = FastAPI(
         title="thinkstop",

@@ -19,13 +19,15 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from thinkstop.proxy.anchors import Anchors, apply_anchors
 from thinkstop.proxy.config import ModelEntry, ProxyConfig, ThinkstopOptions
 from thinkstop.proxy.engine.accounting import RunResult
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
+from thinkstop.proxy.engine.shadow import chosen_for_shadow, shadow_trace, would_have
 from thinkstop.proxy.errors import ProxyError
 from thinkstop.proxy.guard.budgets import Scope
 from thinkstop.proxy.guard.keys import Caller
-from thinkstop.proxy.guard.scopes import Budgets
+from thinkstop.proxy.guard.scopes import Admission, Budgets
 from thinkstop.proxy.http.disconnect import ClientGone, unless_disconnected
 from thinkstop.proxy.http.errors import upstream_failure
 from thinkstop.proxy.http.protocol import completion_cap
@@ -34,6 +36,7 @@ from thinkstop.proxy.http.sse import SSEResponse
 from thinkstop.proxy.observe.metrics import ProxyMetrics
 from thinkstop.proxy.observe.redaction import Redactor
 from thinkstop.proxy.observe.request_log import request_fields
+from thinkstop.proxy.observe.traces import TraceSink
 from thinkstop.proxy.upstreams.base import ChatRequest, Continuation, Upstream, UpstreamError
 from thinkstop.proxy.upstreams.chat_base import has_tools
 
@@ -50,6 +53,8 @@ class ModelRoute:
     upstream_model: str
     upstream: Upstream
     continuation: Continuation | None
+    anchors: Anchors | None = None  # worked examples added to every request (proxy.anchors)
+    anchor_tokens: int = 0  # about how many tokens the examples are
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +78,14 @@ class Edge:
 
     def __init__(self, config: ProxyConfig, routes: Mapping[str, ModelRoute],
                  metrics: ProxyMetrics, log: Any, *, budgets: Budgets,
-                 redact: Redactor) -> None:
+                 redact: Redactor, traces: TraceSink | None = None) -> None:
         self.config = config
         self.routes = routes
         self.metrics = metrics
         self.log = log
         self.budgets = budgets
         self.redact = redact
+        self.traces = traces  # where shadow-mode traces go (None: not recorded)
 
     def route(self, name: str) -> tuple[ModelRoute, ModelEntry]:
         route = self.routes.get(name)
@@ -93,7 +99,9 @@ class Edge:
                  request_id: str) -> Exchange:
         log = self.log.bind(request_id=request_id, model=model[:200], stream=stream,
                             caller=caller.name)
-        return Exchange(self, model=model, stream=stream, caller=caller, log=log)
+        exchange = Exchange(self, model=model, stream=stream, caller=caller, log=log)
+        exchange.request_id = request_id
+        return exchange
 
 
 class Exchange:
@@ -107,10 +115,14 @@ class Exchange:
         self.caller = caller
         self.log = log
         self.started = time.perf_counter()
+        self.wall_started = time.time()
         self.scopes: list[Scope] = []
         self.runs: list[HaltingRun] = []
         self.passthrough: RunResult | None = None  # the result of a pass-through
         self.first_at: float | None = None
+        self.admission: Admission | None = None
+        self.request_id = ""
+        self.messages: list[dict[str, Any]] = []  # as sent upstream (shadow traces may keep them)
         self._counted = False
         self._finished = False
 
@@ -127,9 +139,13 @@ class Exchange:
         policy = build_policy(options, cap)
         continuation, fallbacks = continuation_for(
             self.model, route.upstream, route.continuation, tools=has_tools(params))
-        await edge.budgets.admit(self.scopes)
+        if route.anchors is not None and options.anchors is not False:
+            messages = apply_anchors(messages, route.anchors, options.anchors_mode or "turns")
+        self.admission = await edge.budgets.admit(self.scopes,
+                                                  reserve_for(messages, params, policy.max_tokens))
         self.log.debug("request_prompt", messages=messages)
         binds = cap_binds(policy, cap)
+        shadow = chosen_for_shadow(options.shadow)
         run_options = RunOptions(
             **options.run_fields(),
             continuation=continuation,
@@ -140,7 +156,9 @@ class Exchange:
             cap_reason="budget_cap" if binds else "max_tokens",
             budget_cap=cap if binds else None,
             completion_cap=completion_cap(params),
+            shadow=shadow,
         )
+        self.messages = messages
         request = ChatRequest(route.upstream_model, messages, params)
         probe_route = edge.routes.get(options.probe_model) if options.probe_model else None
         return Plan(route, request, options, run_options, cap, probe_route)
@@ -156,6 +174,11 @@ class Exchange:
                                 plan.run_options, log=self.log,
                                 probe_upstream=None if probe is None else probe.upstream,
                                 probe_request=probe_request) for _ in range(n)]
+        route = plan.route
+        if route.anchors is not None and plan.options.anchors is not False:
+            for run in self.runs:
+                run.result.anchors = {"examples": len(route.anchors.examples),
+                                      "tokens": route.anchor_tokens}
         self._count_in()
         return self.runs
 
@@ -245,11 +268,33 @@ class Exchange:
         finally:
             if self._counted:
                 edge.metrics.in_flight.dec()
-            if results and self.scopes:
+            if self.admission is not None:
+                # Settled off the response path: the budget store's I/O never holds it.
                 spent = sum(r.usage().prompt_tokens + r.usage().completion_tokens
                             for r in results)
-                await edge.budgets.record(self.scopes, spent)
+                edge.budgets.settle(self.admission, spent)
+            self._shadow(status)
             self._done(results, status, error)
+
+    def _shadow(self, status: str) -> None:
+        """Shadow mode: one trace line per run, and the would-have metrics."""
+        edge = self.edge
+        if status != "ok":
+            return
+        for i, run in enumerate(self.runs):
+            if not run.options.shadow:
+                continue
+            content = "".join(run.answer_parts)
+            model = self._label()
+            edge.metrics.record_shadow(model, would_have(run, _answer_of(content)))
+            if edge.traces is None:
+                continue
+            keep = edge.config.thinkstop_settings.trace_prompts
+            trace = shadow_trace(
+                run, content, request_id=self.request_id + (f"-{i}" if i else ""),
+                model=model, started=self.wall_started,
+                prompt=self.messages if keep else None)
+            edge.traces.write(trace.dumps())
 
     def _label(self) -> str:
         # Only served names become label values: a client's made-up model names must not
@@ -282,3 +327,31 @@ class Exchange:
         if error is not None:
             fields["error"] = self.edge.redact(error)[:300]
         self.log.info("request", status=status, duration_ms=round(elapsed * 1000, 2), **fields)
+
+
+def _answer_of(content: str) -> str | None:
+    from thinkstop.scheduler import extract_answer
+
+    return extract_answer(content, whole_text_fallback=True)
+
+
+def reserve_for(messages: Sequence[dict[str, Any]], params: Mapping[str, Any],
+                reasoning_cap: int | None) -> int:
+    """What a request may cost at most, reserved in its budget windows at admission and
+    settled with what it really spent at the end: its prompt (about 4 characters a
+    token) plus the most it may generate: the client's max_tokens (it holds over every
+    upstream call), or the reasoning cap (the policy's max_tokens, which budgets tighten)
+    plus an answer allowance. A client that sets max_tokens reserves less, so more of its
+    requests fit in a window. Probes re-read the reasoning, so a long-probed request can
+    spend past this; the excess is added when it settles (``proxy.guard.budgets`` says what
+    bounds the overshoot)."""
+    from thinkstop.proxy.upstreams.thinking import message_text
+
+    prompt = sum(len(message_text(m.get("content"))) for m in messages) // 4 + 4 * len(messages)
+    bound = (reasoning_cap if reasoning_cap is not None else DEFAULT_RESERVE) + ANSWER_RESERVE
+    client = completion_cap(dict(params))
+    return prompt + (bound if client is None else min(client, bound))
+
+
+DEFAULT_RESERVE = 16_384  # reasoning reserved when no cap bounds it (the default max_tokens)
+ANSWER_RESERVE = 1024  # answer tokens reserved on top of the reasoning cap

@@ -68,8 +68,11 @@ class ProxyMetrics:
         self.would_change = Counter("thinkstop_shadow_would_change_answer", "Shadowed "
                                     "requests whose answer at the would-be halt differs "
                                     "from the model's own", ["model"], registry=r)
-        self.traces_dropped = Counter("thinkstop_shadow_traces_dropped", "Trace lines the "
-                                      "sink could not keep up with", registry=r)
+        # A gauge read from the sink when scraped (it counts its own drops, some of them
+        # in its writer thread or task).
+        self.traces_dropped = Gauge("thinkstop_shadow_traces_dropped", "Trace lines the "
+                                    "sink could not keep up with (or write), since start",
+                                    registry=r)
 
     def record(self, model: str, result: RunResult) -> None:
         self.halts.labels(model, str(result.halted).lower(), result.reason).inc()

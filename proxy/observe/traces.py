@@ -138,9 +138,12 @@ class RedisTraceSink:
         await self._client.aclose()
 
 
-def open_sink(target: str) -> TraceSink:
-    """A sink for ``target``: ``redis://...`` (or ``rediss://``) for a Redis stream,
-    anything else a folder for JSONL files."""
-    if target.startswith(("redis://", "rediss://")):
+def open_sink(target: str, *, max_bytes: int = 64 * 1024 * 1024,
+              max_seconds: float = 3600.0) -> TraceSink:
+    """A sink for ``target``: ``redis://...`` (``rediss://``, ``unix://``) for a Redis
+    stream, anything else a folder for JSONL files (rotated past ``max_bytes`` or
+    ``max_seconds``)."""
+    if target.startswith(("redis://", "rediss://", "unix://")):
         return RedisTraceSink(target)
-    return FileTraceSink(Path(target).expanduser())
+    return FileTraceSink(Path(target).expanduser(), max_bytes=max_bytes,
+                         max_seconds=max_seconds)

@@ -197,7 +197,7 @@ async def test_hidden_reasoning_gets_budget_guard_rails(
 async def test_litellm_adapter_halts_too(
     client: openai.AsyncOpenAI, fake: FakeReasoningServer
 ) -> None:
-    fake.reset(Script.overthinking(total=1000, token_delay=0.002))
+    fake.reset(Script.overthinking(total=1000, token_delay=0.01))
     _, content, chunks = await stream_all(client, "lite", stream_options={"include_usage": True})
     assert content == "Final answer: 42."
     assert chunks[-1]["thinkstop"]["halted"] is True
