@@ -175,6 +175,9 @@ class Exchange:
                                 probe_upstream=None if probe is None else probe.upstream,
                                 probe_request=probe_request) for _ in range(n)]
         route = plan.route
+        if probe is not None:  # the name the config gave it, as the metrics label it
+            for run in self.runs:
+                run.result.probe_model = plan.options.probe_model
         if route.anchors is not None and plan.options.anchors is not False:
             for run in self.runs:
                 run.result.anchors = {"examples": len(route.anchors.examples),

@@ -122,3 +122,47 @@ async def test_unhalted_request_passes_the_models_own_output(
     assert reasoning == "".join(e.text for e in alone if e.kind == "reasoning")
     assert content == "".join(e.text for e in alone if e.kind == "content")
     assert reasoning.strip()
+
+
+async def test_the_embedded_model_answers_the_probes_of_a_remote_model(
+    model_file: Path,
+) -> None:
+    """The embedded model as the probe model of a remote (fake) reasoning model: every
+    probe runs in process, none reaches the remote, and the remote writes the answer."""
+    import openai
+
+    from tests.fakes import FakeReasoningServer, Script, ServerThread
+    from thinkstop.proxy.config import parse_config
+    from thinkstop.proxy.http.app import create_app
+    from thinkstop.proxy.upstreams.registry import build_upstream
+
+    with FakeReasoningServer(api_key="k") as remote:
+        # paced like a hosted model (20 tokens/s), so that in-process probes keep up
+        # even on a busy 2-core machine
+        remote.reset(Script.overthinking(total=400, settle_at=16, drift_at=1000,
+                                         token_delay=0.05))
+        config = parse_config({"model_list": [
+            {"model_name": "remote", "litellm_params": {
+                "model": "openai/fake", "api_base": remote.base_url, "api_key": "k"},
+             "thinkstop": {"probe_model": "tiny", "chunk_tokens": 64, "probe_tokens": 8,
+                           "policy": "confidence:threshold=0.0001"}},
+            {"model_name": "tiny", "litellm_params": TINY},
+        ]})
+        upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
+                     for e in config.model_list}
+        server = ServerThread(create_app(config, upstreams), lifespan="on").start()
+        try:
+            async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="none",
+                                          max_retries=0, timeout=120) as client:
+                reply = await client.chat.completions.create(
+                    model="remote", messages=[{"role": "user", "content": QUESTION}])
+        finally:
+            server.stop()
+        decision = reply.model_dump()["thinkstop"]
+        assert decision["probe_model"] == "tiny" and decision["probes"] >= 1
+        assert decision["probe_tokens"] > 0 and decision["probe_seconds"] > 0
+        assert remote.stats.probe_requests == 0 and remote.stats.of_kind("probe") == []
+        # a probe the tiny model answered halts at once; the remote writes the answer
+        assert decision["halted"] is True
+        assert remote.stats.continuation_requests == 1
+        assert reply.choices[0].message.content.startswith("Final answer:")

@@ -310,4 +310,4 @@ async def test_probe_model_answers_the_probes_of_the_model_it_serves() -> None:
                 "model": "main", "messages": [{"role": "user", "content": "q"}]})
     assert reply.status_code == 200
     assert small.probe_calls > 0 and main.probe_calls == 0
-    assert reply.json()["thinkstop"]["probe_model"] == small.name
+    assert reply.json()["thinkstop"]["probe_model"] == "small"  # its configured name
