@@ -36,6 +36,7 @@ from pydantic import (
 
 from thinkstop.proxy.engine import weights
 from thinkstop.proxy.upstreams.base import Continuation
+from thinkstop.proxy.upstreams.local.recommended import recommended_options
 from thinkstop.scheduler import DEFAULT_POLICY, PolicySpecError, create_policy
 from thinkstop.scheduler.schedule import create_schedule
 
@@ -315,8 +316,15 @@ class ProxyConfig(BaseModel):
 
     def options_for(self, entry: ModelEntry, override: BaseModel | None = None
                     ) -> ThinkstopOptions:
-        """Defaults < thinkstop_settings < the model's block < the request's override."""
-        return DEFAULTS.merged(self.thinkstop_settings, entry.thinkstop, override)
+        """Defaults < the embedded model's tuned options < thinkstop_settings < the
+        model's block < the request's override."""
+        return DEFAULTS.merged(_tuned(entry), self.thinkstop_settings, entry.thinkstop,
+                               override)
+
+
+def _tuned(entry: ModelEntry) -> ThinkstopOptions | None:
+    tuned = recommended_options(entry.litellm_params)
+    return ThinkstopOptions.model_validate(tuned) if tuned else None
 
 
 def _resolve_env(value: Any, path: str, environ: Mapping[str, str]) -> Any:
