@@ -31,3 +31,15 @@ class ProxyError(Exception):
 def error_body(message: str, type_: str, code: str | None = None,
                param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "code": code, "param": param}}
+
+
+ECHO_LIMIT = 64  # characters of a client's value an error message repeats
+
+
+def echo(value: object) -> str:
+    """``repr(value)`` for an error message, cut to :data:`ECHO_LIMIT` characters: an error
+    names what was wrong without reflecting a megabyte back to the client or the log."""
+    text = repr(value)
+    if len(text) <= ECHO_LIMIT:
+        return text
+    return f"{text[:ECHO_LIMIT]}... ({len(text)} characters)"

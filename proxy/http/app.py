@@ -23,7 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from thinkstop.proxy.anchors import DEFAULT_MAX, Anchors, AnchorsError, anchor_text, read_anchors
 from thinkstop.proxy.config import ConfigError, ProxyConfig
-from thinkstop.proxy.errors import ProxyError
+from thinkstop.proxy.errors import ProxyError, echo
 from thinkstop.proxy.guard.budgets import CounterStore
 from thinkstop.proxy.guard.keys import Caller, KeyRing, authenticate
 from thinkstop.proxy.guard.scopes import Budgets, make_store
@@ -195,7 +195,7 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     @app.get("/v1/models/{model_id:path}", dependencies=[auth], tags=["openai"])
     async def model(model_id: str) -> dict[str, Any]:
         if model_id not in routes:
-            raise ProxyError(404, f"model {model_id!r} not found; served: "
+            raise ProxyError(404, f"model {echo(model_id)} not found; served: "
                              f"{', '.join(routes)}", type_="not_found_error",
                              code="model_not_found", param="model")
         return model_card(model_id)

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from thinkstop.proxy.config import RequestOptions, ThinkstopOptions
 from thinkstop.proxy.engine.run import Delta
@@ -31,7 +31,11 @@ from thinkstop.proxy.http.answer import decision_of, total_usage
 from thinkstop.proxy.http.exchange import Edge, Exchange, Plan, Receive
 from thinkstop.proxy.http.fan_in import Ended, fan_in
 from thinkstop.proxy.http.passthrough import passthrough_result
-from thinkstop.proxy.http.protocol import StreamOptions
+from thinkstop.proxy.http.protocol import (
+    MAX_TOKENS_LIMIT,
+    StreamOptions,
+    reject_lone_surrogates,
+)
 from thinkstop.proxy.http.sse import DONE, frame
 from thinkstop.proxy.upstreams.base import UpstreamError
 from thinkstop.proxy.upstreams.parsing import parse_usage
@@ -54,9 +58,14 @@ class CompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="before")
+    @classmethod
+    def check_text(cls, data: Any) -> Any:
+        return reject_lone_surrogates(data)
+
     model: str = Field(min_length=1)
     prompt: str | list[str] | list[int] | list[list[int]]
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS_LIMIT)
     n: int | None = Field(default=None, ge=1, le=128)
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -127,6 +127,11 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             body = error_body(f"Method not allowed ({where})", "invalid_request_error",
                               "method_not_allowed")
+        elif exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # Starlette's own parse failure (e.g. JSON nested past the decoder's limit):
+            # the documented code, as for any other body that is not JSON.
+            body = error_body("request body is not valid JSON (it could not be parsed)",
+                              "invalid_request_error", "invalid_json")
         else:
             body = error_body(str(exc.detail), "invalid_request_error",
                               str(exc.status_code))

@@ -24,7 +24,7 @@ from thinkstop.proxy.config import ModelEntry, ProxyConfig, ThinkstopOptions
 from thinkstop.proxy.engine.accounting import RunResult
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
 from thinkstop.proxy.engine.shadow import chosen_for_shadow, shadow_trace, would_have
-from thinkstop.proxy.errors import ProxyError
+from thinkstop.proxy.errors import ProxyError, echo
 from thinkstop.proxy.guard.budgets import Scope
 from thinkstop.proxy.guard.keys import Caller
 from thinkstop.proxy.guard.scopes import Admission, Budgets
@@ -91,7 +91,7 @@ class Edge:
         route = self.routes.get(name)
         entry = self.config.model(name)
         if route is None or entry is None:
-            raise ProxyError(404, f"model {name!r} not found; served: {', '.join(self.routes)}",
+            raise ProxyError(404, f"model {echo(name)} not found; served: {', '.join(self.routes)}",
                              type_="not_found_error", code="model_not_found", param="model")
         return route, entry
 

@@ -25,6 +25,40 @@ else:
 OWN_FIELDS: Final = frozenset({"model", "messages", "stream", "stream_options", "n",
                                "thinkstop"})
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+# No model has a window near this; a larger cap is a client bug, not a request to relay.
+MAX_TOKENS_LIMIT: Final = 10_000_000
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string in ``value`` holding a lone UTF-16 surrogate (valid
+    JSON, ``"\\ud800"``, but not Unicode: it cannot be encoded to send upstream)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def reject_lone_surrogates(data: Any) -> Any:
+    """A ``mode="before"`` check for every request body: a 400 naming the field instead
+    of a failure (a 500) when the text is encoded for the upstream."""
+    where = _lone_surrogate(data, "")
+    if where:
+        raise ValueError(f"{where}: contains a lone surrogate (e.g. \\ud800), which is not "
+                         "valid Unicode; send the text as UTF-8")
+    return data
 
 
 class StreamOptions(BaseModel):
@@ -96,13 +130,18 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="before")
+    @classmethod
+    def check_text(cls, data: Any) -> Any:
+        return reject_lone_surrogates(data)
+
     messages: list[ChatMessage] = Field(min_length=1)
     model: str = Field(min_length=1)
     frequency_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
     logprobs: bool | None = None
-    max_completion_tokens: int | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_completion_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS_LIMIT)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS_LIMIT)
     n: int | None = Field(default=None, ge=1, le=128,
                           description="n independent halting runs, one per choice")
     parallel_tool_calls: bool | None = None

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from thinkstop.proxy.config import RequestOptions, ThinkstopOptions
 from thinkstop.proxy.errors import ProxyError
+from thinkstop.proxy.http.protocol import MAX_TOKENS_LIMIT, reject_lone_surrogates
 from thinkstop.proxy.upstreams.thinking import message_text
 
 if TYPE_CHECKING:
@@ -54,13 +55,18 @@ class ResponsesRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="before")
+    @classmethod
+    def check_text(cls, data: Any) -> Any:
+        return reject_lone_surrogates(data)
+
     model: str = Field(min_length=1)
     input: str | list[dict[str, Any]]
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    max_output_tokens: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS_LIMIT)
     reasoning: ReasoningParam | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)

@@ -182,3 +182,61 @@ def test_fuzzed_bytes_never_get_a_5xx(
     reply = loop.run_until_complete(client.post(
         "/v1/chat/completions", content=raw, headers={"content-type": "application/json"}))
     check(reply)
+
+
+# -- issue 15 rows 4 and 12: text that is JSON but not Unicode, absurd numbers, echoes ---
+async def test_a_lone_surrogate_is_a_400_naming_the_field(
+    small: tuple[Proxy, LoopProbe], fake: FakeReasoningServer
+) -> None:
+    # Valid JSON (json.dumps writes the escape), but no UTF-8 encoding exists for it: it
+    # must not reach the upstream client, where it failed as a 500.
+    body = '{"model": "chat", "messages": [{"role": "user", "content": "a \\ud800 b"}]}'
+    base = small[0].url
+    async with httpx.AsyncClient(timeout=10) as http:
+        for path, text in [("/chat/completions", body),
+                           ("/responses", '{"model": "chat", "input": "\\udfff"}'),
+                           ("/completions", '{"model": "raw", "prompt": "x\\ud83d"}')]:
+            reply = await http.post(f"{base}{path}", content=text.encode(),
+                                    headers={"content-type": "application/json"})
+            error = assert_openai_error(reply, 400)
+            assert "lone surrogate" in error["message"], path
+    assert "messages[0].content" in assert_openai_error(
+        await _post(base, body), 400)["message"]
+    assert fake.stats.requests == []
+    assert "Traceback" not in small[0].logs.take()
+
+
+async def _post(base: str, text: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.post(f"{base}/chat/completions", content=text.encode(),
+                               headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+async def test_absurd_token_caps_are_refused_not_forwarded(
+    small: tuple[Proxy, LoopProbe], fake: FakeReasoningServer, field: str
+) -> None:
+    reply = await _post(small[0].url, json.dumps(
+        {"model": "chat", "messages": PROMPT, field: 10**30}))
+    error = assert_openai_error(reply, 400)
+    assert error["param"] == field and "10000000" in error["message"]
+    assert fake.stats.requests == []
+
+
+async def test_a_huge_model_name_is_not_echoed_back(small: tuple[Proxy, LoopProbe]) -> None:
+    name = "m" * 50_000  # under the body limit, far over anything worth repeating
+    reply = await _post(small[0].url, json.dumps({"model": name, "messages": PROMPT}))
+    error = assert_openai_error(reply, 404)
+    assert len(reply.content) < 1000 and "(50002 characters)" in error["message"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        one = await http.get(f"{small[0].url}/models/{'x' * 5000}")
+    assert assert_openai_error(one, 404) and len(one.content) < 1000
+
+
+async def test_json_nested_past_the_parser_limit_has_the_documented_code(
+    small: tuple[Proxy, LoopProbe], fake: FakeReasoningServer
+) -> None:
+    deep = '{"model": "chat", "messages": ' + "[" * 5_000 + "]" * 5_000 + "}"
+    error = assert_openai_error(await _post(small[0].url, deep), 400)
+    assert error["code"] == "invalid_json"
+    assert fake.stats.requests == []
