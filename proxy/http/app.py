@@ -152,7 +152,20 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     app.add_middleware(RequestId)  # added last: outside the others, on every reply
     app.state.metrics = metrics
     app.state.service = chat
-    authenticate_caller = authenticate(keys)
+    check_key = authenticate(keys)
+
+    async def authenticate_caller(request: Request) -> Caller:
+        # A refused key is an operator's signal (a misconfigured client, or probing):
+        # logged and counted, with the code only, never any part of the key.
+        try:
+            return await check_key(request)
+        except ProxyError as exc:
+            metrics.auth_failures.labels(exc.code or "unauthorized").inc()
+            log.warning("auth_failed", code=exc.code, path=request.url.path,
+                        client=request.client.host if request.client else None,
+                        request_id=request_id_of(request))
+            raise
+
     auth = Depends(authenticate_caller)
 
     @app.post("/v1/chat/completions", tags=["openai"], response_model=None)

@@ -16,8 +16,12 @@ class ProxyMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("thinkstop_requests", "Chat completion requests",
+        self.requests = Counter("thinkstop_requests", "Requests (chat completions, responses, "
+                                "completions) by model, streaming and status",
                                 ["model", "stream", "status"], registry=r)
+        self.auth_failures = Counter("thinkstop_auth_failures", "Requests refused with a "
+                                     "401, by code (missing_api_key, invalid_api_key)",
+                                     ["code"], registry=r)
         self.halts = Counter("thinkstop_decisions", "Requests by decision reason",
                              ["model", "halted", "reason"], registry=r)
         self.tokens = Counter("thinkstop_tokens", "Tokens by kind (reasoning, probe, answer, "

@@ -152,3 +152,37 @@ async def test_budget_store_down_fails_open(fake_upstream: FakeReasoningServer,
         await asyncio.sleep(0.05)
         assert "budget_store_failed" in proxy.logs.take()
     assert "thinkstop_budget_store_errors_total 2.0" in metrics  # the check and the record
+
+
+async def _auth_failures(proxy: Proxy) -> tuple[dict[str, float], str]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(proxy.url.removesuffix("/v1") + "/metrics",
+                               headers={"Authorization": f"Bearer {MASTER}"})).text
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("thinkstop_auth_failures_total{"):
+            counts[line.split('"')[1]] = float(line.split()[-1])
+    return counts, text
+
+
+async def test_refused_keys_are_logged_and_counted_without_key_material(
+    keyed: tuple[Proxy, LoopProbe], fake: FakeReasoningServer
+) -> None:
+    proxy, _ = keyed
+    before, _ = await _auth_failures(proxy)
+    proxy.logs.take()
+    wrong = "sk-wrong-key-material-9999"
+    assert (await chat(proxy, None)).status_code == 401
+    assert (await chat(proxy, wrong)).status_code == 401
+    assert (await chat(proxy, wrong)).status_code == 401
+    logs = proxy.logs.take()
+    lines = [json.loads(line) for line in logs.splitlines() if '"auth_failed"' in line]
+    assert sorted(line["code"] for line in lines) == [
+        "invalid_api_key", "invalid_api_key", "missing_api_key"]
+    assert all(line["path"] == "/v1/chat/completions" for line in lines)
+    assert wrong not in logs and "9999" not in logs
+    after, text = await _auth_failures(proxy)
+    assert after.get("invalid_api_key", 0) - before.get("invalid_api_key", 0) == 2
+    assert after.get("missing_api_key", 0) - before.get("missing_api_key", 0) == 1
+    assert wrong not in text
+    assert fake.stats.requests == []
