@@ -117,10 +117,12 @@ class HaltingRun:
     def __init__(self, upstream: Upstream, request: ChatRequest, policy: Guarded,
                  options: RunOptions, *, log: Any = None,
                  probe_upstream: Upstream | None = None,
-                 probe_request: ChatRequest | None = None) -> None:
+                 probe_request: ChatRequest | None = None,
+                 probe_name: str | None = None) -> None:
         """``probe_upstream``: another model that answers the probes by reading this
-        model's reasoning (``probe_request``: the request as that model gets it); the
-        main stream and the continuation stay this model's own."""
+        model's reasoning (``probe_request``: the request as that model gets it;
+        ``probe_name``: its name in the decision and the metrics, by default the
+        upstream's own); the main stream and the continuation stay this model's own."""
         self.upstream = upstream
         self.request = request
         self.policy = policy
@@ -139,7 +141,7 @@ class HaltingRun:
             self.result.reason = "hidden_reasoning"
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         if probe_upstream is not None:
-            self.result.probe_model = probe_upstream.name
+            self.result.probe_model = probe_name or probe_upstream.name
         self._probes = ProbeRunner(
             probe_upstream or upstream, probe_request or request,
             max_tokens=options.probe_tokens,

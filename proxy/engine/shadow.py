@@ -40,6 +40,11 @@ class WouldHave:
     changed_answer: bool = False  # the answer at the halt differs from the model's own
 
 
+def natural_answer(content: str) -> str | None:
+    """The answer in what the model wrote by itself (a shadowed run's content)."""
+    return extract_answer(content, whole_text_fallback=True)
+
+
 def would_have(run: HaltingRun, answer: str | None) -> WouldHave:
     """Compare the policy's first would-be halt with the run as it went."""
     if run.shadow_halt is None:
@@ -55,12 +60,12 @@ def would_have(run: HaltingRun, answer: str | None) -> WouldHave:
                      changed_answer=changed)
 
 
-def shadow_trace(run: HaltingRun, content: str, *, request_id: str, model: str,
-                 started: float, prompt: list[dict[str, Any]] | None = None) -> Trace:
-    """The trace line of one shadowed request (``prompt``: the messages, only when the
-    operator asked for prompt text in traces)."""
-    answer = extract_answer(content, whole_text_fallback=True)
-    would = would_have(run, answer)
+def shadow_trace(run: HaltingRun, answer: str | None, would: WouldHave, *, request_id: str,
+                 model: str, started: float, prompt: list[dict[str, Any]] | None = None
+                 ) -> Trace:
+    """The trace line of one shadowed request: ``answer`` is the model's own
+    (:func:`natural_answer`), ``would`` is :func:`would_have` of it; ``prompt``: the
+    messages, only when the operator asked for prompt text in traces."""
     meta: dict[str, Any] = {
         "model": model,
         "policy": run.result.policy,

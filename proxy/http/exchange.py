@@ -23,7 +23,12 @@ from thinkstop.proxy.anchors import Anchors, apply_anchors
 from thinkstop.proxy.config import ModelEntry, ProxyConfig, ThinkstopOptions
 from thinkstop.proxy.engine.accounting import RunResult
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
-from thinkstop.proxy.engine.shadow import chosen_for_shadow, shadow_trace, would_have
+from thinkstop.proxy.engine.shadow import (
+    chosen_for_shadow,
+    natural_answer,
+    shadow_trace,
+    would_have,
+)
 from thinkstop.proxy.errors import ProxyError, echo
 from thinkstop.proxy.guard.budgets import Scope
 from thinkstop.proxy.guard.keys import Caller
@@ -55,6 +60,11 @@ class ModelRoute:
     continuation: Continuation | None
     anchors: Anchors | None = None  # worked examples added to every request (proxy.anchors)
     anchor_tokens: int = 0  # about how many tokens the examples are
+
+    def anchors_for(self, options: ThinkstopOptions) -> Anchors | None:
+        """The examples this request gets: none when the model has none or the request
+        turned them off (``"anchors": false``)."""
+        return None if options.anchors is False else self.anchors
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +109,17 @@ class Edge:
                  request_id: str) -> Exchange:
         log = self.log.bind(request_id=request_id, model=model[:200], stream=stream,
                             caller=caller.name)
-        exchange = Exchange(self, model=model, stream=stream, caller=caller, log=log)
-        exchange.request_id = request_id
-        return exchange
+        return Exchange(self, model=model, stream=stream, caller=caller, log=log,
+                        request_id=request_id)
 
 
 class Exchange:
     """One request's bookkeeping, finished exactly once however it ends."""
 
     def __init__(self, edge: Edge, *, model: str, stream: bool, caller: Caller,
-                 log: Any) -> None:
+                 log: Any, request_id: str = "") -> None:
         self.edge = edge
+        self.request_id = request_id
         self.model = model
         self.stream = stream
         self.caller = caller
@@ -121,7 +131,6 @@ class Exchange:
         self.passthrough: RunResult | None = None  # the result of a pass-through
         self.first_at: float | None = None
         self.admission: Admission | None = None
-        self.request_id = ""
         self.messages: list[dict[str, Any]] = []  # as sent upstream (shadow traces may keep them)
         self._counted = False
         self._finished = False
@@ -139,8 +148,9 @@ class Exchange:
         policy = build_policy(options, cap)
         continuation, fallbacks = continuation_for(
             self.model, route.upstream, route.continuation, tools=has_tools(params))
-        if route.anchors is not None and options.anchors is not False:
-            messages = apply_anchors(messages, route.anchors, options.anchors_mode or "turns")
+        anchors = route.anchors_for(options)
+        if anchors is not None:
+            messages = apply_anchors(messages, anchors, options.anchors_mode or "turns")
         self.admission = await edge.budgets.admit(self.scopes,
                                                   reserve_for(messages, params, policy.max_tokens))
         self.log.debug("request_prompt", messages=messages)
@@ -173,15 +183,13 @@ class Exchange:
                                 build_policy(plan.options, plan.policy_cap),
                                 plan.run_options, log=self.log,
                                 probe_upstream=None if probe is None else probe.upstream,
+                                probe_name=None if probe is None else probe.name,
                                 probe_request=probe_request) for _ in range(n)]
-        route = plan.route
-        if probe is not None:  # the name the config gave it, as the metrics label it
+        anchors = plan.route.anchors_for(plan.options)
+        if anchors is not None:
             for run in self.runs:
-                run.result.probe_model = plan.options.probe_model
-        if route.anchors is not None and plan.options.anchors is not False:
-            for run in self.runs:
-                run.result.anchors = {"examples": len(route.anchors.examples),
-                                      "tokens": route.anchor_tokens}
+                run.result.anchors = {"examples": len(anchors.examples),
+                                      "tokens": plan.route.anchor_tokens}
         self._count_in()
         return self.runs
 
@@ -284,17 +292,18 @@ class Exchange:
         edge = self.edge
         if status != "ok":
             return
+        model = self._label()
+        keep = edge.config.thinkstop_settings.trace_prompts
         for i, run in enumerate(self.runs):
             if not run.options.shadow:
                 continue
-            content = "".join(run.answer_parts)
-            model = self._label()
-            edge.metrics.record_shadow(model, would_have(run, _answer_of(content)))
+            answer = natural_answer("".join(run.answer_parts))
+            would = would_have(run, answer)
+            edge.metrics.record_shadow(model, would)
             if edge.traces is None:
                 continue
-            keep = edge.config.thinkstop_settings.trace_prompts
             trace = shadow_trace(
-                run, content, request_id=self.request_id + (f"-{i}" if i else ""),
+                run, answer, would, request_id=self.request_id + (f"-{i}" if i else ""),
                 model=model, started=self.wall_started,
                 prompt=self.messages if keep else None)
             edge.traces.write(trace.dumps())
@@ -330,12 +339,6 @@ class Exchange:
         if error is not None:
             fields["error"] = self.edge.redact(error)[:300]
         self.log.info("request", status=status, duration_ms=round(elapsed * 1000, 2), **fields)
-
-
-def _answer_of(content: str) -> str | None:
-    from thinkstop.scheduler import extract_answer
-
-    return extract_answer(content, whole_text_fallback=True)
 
 
 def reserve_for(messages: Sequence[dict[str, Any]], params: Mapping[str, Any],

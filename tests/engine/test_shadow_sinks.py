@@ -12,7 +12,12 @@ import pytest
 from tests.fakes import Script
 from tests.fakes.memory_upstream import MemoryUpstream
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
-from thinkstop.proxy.engine.shadow import chosen_for_shadow, shadow_trace, would_have
+from thinkstop.proxy.engine.shadow import (
+    chosen_for_shadow,
+    natural_answer,
+    shadow_trace,
+    would_have,
+)
 from thinkstop.proxy.observe.traces import FileTraceSink, RedisTraceSink
 from thinkstop.proxy.upstreams.base import ChatRequest
 from thinkstop.scheduler import create_policy, parse_traces
@@ -37,7 +42,8 @@ async def test_a_shadowed_run_never_halts_and_knows_where_it_would_have() -> Non
     would = would_have(run, "41")
     assert would.halted and would.changed_answer  # the early answer was 42, not 41
     assert would.saved_tokens > 0
-    trace = shadow_trace(run, content, request_id="r1", model="m", started=0.0)
+    trace = shadow_trace(run, natural_answer(content), would, request_id="r1", model="m",
+                         started=0.0)
     (parsed,) = parse_traces([trace.dumps()])
     assert parsed.expected is None and parsed.natural.answer == "41"
     assert parsed.meta is not None and parsed.meta["would_halt"]["reason"] == "consistent"

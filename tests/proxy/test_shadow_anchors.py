@@ -65,6 +65,10 @@ def served(fake: FakeReasoningServer, tmp_path: Path) -> Iterator[tuple[str, Pat
         server.stop()  # the lifespan's end flushes the trace files
 
 
+def _client(url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0, timeout=30)
+
+
 async def _stream(client: openai.AsyncOpenAI, model: str, **kw: Any
                   ) -> tuple[str, str, dict[str, Any]]:
     stream = await client.chat.completions.create(model=model, messages=PROMPT, stream=True,
@@ -85,8 +89,7 @@ async def test_shadow_mode_changes_nothing_and_records_what_halting_would_have_d
     url, _ = served
     script = Script.overthinking(right="42", wrong="41", total=600, drift_at=400,
                                  token_delay=0.001)
-    async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0,
-                                  timeout=30) as client:
+    async with _client(url) as client:
         # Halting on: the plain model halts early on the right answer.
         fake.reset(script)
         _, halted_content, halted_last = await _stream(client, "plain")
@@ -166,8 +169,7 @@ async def test_shadow_metrics_count_would_have_halted_and_saved(
     import httpx
 
     url, _ = served
-    async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0,
-                                  timeout=30) as client:
+    async with _client(url) as client:
         for _ in range(2):
             fake.reset(Script.overthinking(total=600, drift_at=400, token_delay=0.001))
             await _stream(client, "shadowed")
@@ -185,8 +187,7 @@ async def test_anchors_reach_the_upstream_and_a_request_can_turn_them_off(
     fake: FakeReasoningServer, served: tuple[str, Path]
 ) -> None:
     url, _ = served
-    async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0,
-                                  timeout=30) as client:
+    async with _client(url) as client:
         fake.reset(Script(reasoning=[" zq"] * 40))
         reply = await client.chat.completions.create(model="anchored", messages=PROMPT)
         main = fake.stats.of_kind("main")[-1].body["messages"]
