@@ -18,6 +18,7 @@ are described in :mod:`thinkstop.proxy.guard.keys` and :mod:`thinkstop.proxy.gua
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -323,7 +324,14 @@ class ProxyConfig(BaseModel):
 
 
 def _tuned(entry: ModelEntry) -> ThinkstopOptions | None:
-    tuned = recommended_options(entry.litellm_params)
+    params = entry.litellm_params
+    return _tuned_for(str(params.get("model", "")), bool(params.get("gguf")))
+
+
+@functools.cache
+def _tuned_for(model: str, own_file: bool) -> ThinkstopOptions | None:
+    # Validated once per model: options_for runs on every request.
+    tuned = recommended_options({"model": model, "gguf": own_file})
     return ThinkstopOptions.model_validate(tuned) if tuned else None
 
 
