@@ -199,7 +199,23 @@ def _run_what(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--regimes",
         default="requested,truncate,natural,policies",
-        help="comma-separated regimes: requested, truncate, natural, policies (default: all)",
+        help="comma-separated regimes: requested, truncate, natural, policies, anchored "
+        "(natural thinking with worked examples as few-shot turns; see --anchors) "
+        "(default: requested,truncate,natural,policies)",
+    )
+    run.add_argument(
+        "--anchors",
+        metavar="FILE",
+        default=None,
+        help="worked examples for the anchored regime, in the proxy's anchors format "
+        "(JSONL of {\"question\", \"answer\"}); default: each task's own generator at "
+        "another seed, answered with the known answers (ai_risk needs a file)",
+    )
+    run.add_argument(
+        "--anchors-max",
+        type=_positive,
+        default=8,
+        help="examples per anchored request: the first N (default: %(default)s)",
     )
     run.add_argument(
         "--samples",
@@ -348,6 +364,8 @@ def _config(args: argparse.Namespace) -> Any:
         api_base=args.api_base,
         data_dir=str(args.data_dir) if args.data_dir else None,
         grades_csv=str(args.grades_csv) if args.grades_csv else None,
+        anchors=args.anchors,
+        anchors_max=args.anchors_max,
     )
 
 
@@ -379,7 +397,7 @@ def run_bench(args: argparse.Namespace) -> int:
     import asyncio
 
     from thinkstop.benchmarks.data import DataError
-    from thinkstop.benchmarks.runner import ResumeError, load_all_items, run_units
+    from thinkstop.benchmarks.runner import ResumeError, load_all_items, load_anchors, run_units
     from thinkstop.scheduler.registry import PolicySpecError, create_policy
 
     try:
@@ -387,6 +405,7 @@ def run_bench(args: argparse.Namespace) -> int:
         for spec in config.policies:
             create_policy(spec)
         items = load_all_items(config)
+        anchors = load_anchors(config, items)
     except (PolicySpecError, ValueError, DataError, OSError) as exc:
         print(f"thinkstop bench run: {exc}", file=sys.stderr)
         return 2
@@ -413,7 +432,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
                 live = live_runner(config, upstream)
             return await run_units(
-                config, upstream, args.out, progress=not args.no_progress, live=live, items=items
+                config, upstream, args.out, progress=not args.no_progress, live=live, items=items,
+                anchors=anchors,
             )
         finally:
             await upstream.aclose()

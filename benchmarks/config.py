@@ -25,9 +25,10 @@ from thinkstop.benchmarks.recorder import RecordSettings
 from thinkstop.benchmarks.tasks.base import Item
 
 if TYPE_CHECKING:
+    from thinkstop.proxy.anchors import Anchors
     from thinkstop.proxy.upstreams.base import ChatRequest
 
-REGIMES: Final = ("requested", "truncate", "natural", "policies")
+REGIMES: Final = ("requested", "truncate", "natural", "policies", "anchored")
 # The paper's budget grid (reasoning tokens).
 PAPER_BUDGETS: Final = (0, 1024, 2048, 4096, 8192, 16384)
 # Open-weight models: room past the budget (max_tokens = B + ANSWER_ROOM) and the natural
@@ -49,6 +50,8 @@ RESUME_KEYS: Final = (
     "grades_csv",
     "think_prefill",
     "items_sha256",
+    "anchors",
+    "anchors_max",
 )
 
 
@@ -81,6 +84,9 @@ class BenchConfig:
     items_files: dict[str, str] = field(default_factory=dict)
     items_sha256: dict[str, str] = field(default_factory=dict)
     extra_params: dict[str, Any] = field(default_factory=dict)
+    # The anchored regime's examples: a file (None: each task's generated ones), how many.
+    anchors: str | None = None
+    anchors_max: int = 8
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.regimes if r not in REGIMES]
@@ -94,6 +100,8 @@ class BenchConfig:
             raise ValueError("concurrency must be >= 1 and retries >= 0")
         if self.max_reasoning is not None and self.max_reasoning < 1:
             raise ValueError("max_reasoning must be >= 1")
+        if self.anchors_max < 1:
+            raise ValueError("anchors_max must be >= 1")
         resolve_think_prefill(self.model, self.think_prefill, api_base=self.api_base)
 
     @property
@@ -159,16 +167,21 @@ class BenchConfig:
             params["top_p"] = self.top_p
         return params
 
-    def request(self, item: Item, budget: int | None) -> ChatRequest:
+    def request(self, item: Item, budget: int | None,
+                anchors: Anchors | None = None) -> ChatRequest:
         """The chat request for ``item`` under a budget (None: natural thinking).
 
         Budget 0 on an open-weight model also pre-fills an empty think block in the way
         ``think_prefill`` names (:func:`thinkstop.benchmarks.prompts.no_think_prefill`).
+        ``anchors`` adds worked examples as the proxy's anchors do (few-shot turns).
         """
+        from thinkstop.proxy.anchors import apply_anchors
         from thinkstop.proxy.upstreams.base import ChatRequest
 
         params = {**self.sampling(), **native_params(self.model, budget)}
         chat = messages(item, budget, cautioned=self.cautioned)
+        if anchors is not None:
+            chat = apply_anchors(chat, anchors)
         kind = provider(self.model)
         if budget is None and kind == "anthropic":
             thinking = self.max_reasoning or NATURAL_BUDGET

@@ -17,6 +17,7 @@ _STYLE = {
     "requested": ("tab:blue", "o"),
     "truncate": ("tab:orange", "s"),
     "natural": ("tab:green", "^"),
+    "anchored": ("tab:purple", "*"),
 }
 _POLICY_MARKERS = "DPX*hv<>"
 _RATES = {"accuracy", "behavior_rate"}

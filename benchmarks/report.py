@@ -13,6 +13,7 @@ _REGIME_TEXT = {
     "requested": "requested budget (prompt + native control)",
     "truncate": "truncated at budget (replay)",
     "natural": "natural, k-th shortest of each item's samples",
+    "anchored": "natural thinking with worked examples as few-shot turns (anchored)",
 }
 
 
@@ -48,6 +49,10 @@ def _regime_table(name: str, curve: dict[str, Any]) -> list[str]:
             f"| {p['setting']}{extra} | {_count(p)} | {_score(p)} | "
             f"{_fmt(p['reasoning_tokens'], 1)} | {_fmt(p['probe_tokens'], 1)} |"
         )
+    paired = curve.get("vs_natural")
+    if paired:
+        lines += ["", f"Paired against natural thinking on the same {paired['n']} items: "
+                  f"{paired['mean']:+.3f} (95% CI {paired['low']:+.3f} to {paired['high']:+.3f})."]
     return [*lines, ""]
 
 

@@ -26,6 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from thinkstop.benchmarks.anchoring import run_anchors
 from thinkstop.benchmarks.config import BenchConfig, data_path, resume_conflicts
 from thinkstop.benchmarks.recorder import generate, record_trace
 from thinkstop.benchmarks.rows import (
@@ -42,6 +43,7 @@ from thinkstop.benchmarks.tasks.base import Item
 from thinkstop.scheduler.trace import Trace, parse_traces
 
 if TYPE_CHECKING:
+    from thinkstop.proxy.anchors import Anchors
     from thinkstop.proxy.upstreams.base import Upstream
 
 Rows = list[dict[str, Any]]
@@ -54,7 +56,7 @@ class ResumeError(RuntimeError):
 @dataclass(frozen=True)
 class Unit:
     item: Item
-    regime: str  # trace | requested | natural | live
+    regime: str  # trace | requested | natural | anchored | live
     setting: str = ""
     sample: int = 0
     run: int = 0
@@ -91,16 +93,29 @@ class Outputs:
         return list(unique.values())
 
 
-def load_all_items(config: BenchConfig) -> list[Item]:
-    options = Options(
+def _options(config: BenchConfig) -> Options:
+    return Options(
         data_dir=data_path(config.data_dir),
         grades_csv=data_path(config.grades_csv),
         items={task: Path(path) for task, path in config.items_files.items()},
     )
+
+
+def load_all_items(config: BenchConfig) -> list[Item]:
+    options = _options(config)
     items: list[Item] = []
     for task in config.tasks:
         items += load_items(task, config.n, config.seed, options)
     return items
+
+
+def load_anchors(config: BenchConfig, items: Sequence[Item]) -> dict[str, Anchors]:
+    """The anchored regime's examples per task (none when the regime is not run); raises
+    :class:`~thinkstop.benchmarks.anchoring.AnchorsUnavailable` or the file's error."""
+    if "anchored" not in config.regimes:
+        return {}
+    return run_anchors(config.tasks, items, path=config.anchors, count=config.anchors_max,
+                       seed=config.seed, options=_options(config))
 
 
 def plan(config: BenchConfig, items: Sequence[Item]) -> list[Unit]:
@@ -112,6 +127,8 @@ def plan(config: BenchConfig, items: Sequence[Item]) -> list[Unit]:
             units += [Unit(item, "natural", "", k) for k in range(traces, config.samples)]
         if "requested" in config.regimes:
             units += [Unit(item, "requested", str(b), run=r) for b in config.budgets for r in runs]
+        if "anchored" in config.regimes:
+            units += [Unit(item, "anchored", "", k) for k in range(config.samples)]
         if config.live:
             units += [Unit(item, "live", p, run=r) for p in config.policies for r in runs]
     return units
@@ -153,6 +170,7 @@ async def _execute(
     config: BenchConfig,
     upstream: Upstream,
     live: Callable[[Unit], Awaitable[dict[str, Any]]] | None,
+    anchors: dict[str, Anchors],
 ) -> tuple[Trace | None, Rows]:
     item = unit.item
     settings = config.record
@@ -173,8 +191,16 @@ async def _execute(
             raise RuntimeError("live runs need the proxy's halting loop")
         return None, [with_run(await live(unit), unit.run)]
     budget = int(unit.setting) if unit.regime == "requested" else None
-    run = await generate(upstream, config.request(item, budget), settings,
+    examples = anchors[item.task] if unit.regime == "anchored" else None
+    run = await generate(upstream, config.request(item, budget, examples), settings,
                          max_reasoning=config.reasoning_cap(budget))
+    extra: dict[str, Any] = {
+        "capped": run.capped,
+        "answer_tokens": run.answer_tokens,
+        "wall_s": round(run.wall_s, 3),
+    }
+    if examples is not None:
+        extra["anchors"] = len(examples.examples)
     row = make_row(
         item,
         unit.regime,
@@ -183,11 +209,7 @@ async def _execute(
         reasoning_tokens=run.reasoning_tokens,
         sample=unit.sample,
         run=unit.run,
-        extra={
-            "capped": run.capped,
-            "answer_tokens": run.answer_tokens,
-            "wall_s": round(run.wall_s, 3),
-        },
+        extra=extra,
     )
     return None, [row]
 
@@ -200,11 +222,14 @@ async def run_units(
     progress: bool = True,
     live: Callable[[Unit], Awaitable[dict[str, Any]]] | None = None,
     items: Sequence[Item] | None = None,
+    anchors: dict[str, Anchors] | None = None,
 ) -> RunReport:
     """Run (or resume) a benchmark into ``out``; returns what was done."""
     outputs = Outputs(out)
     _check_resume(outputs, config)
     all_items = list(items) if items is not None else load_all_items(config)
+    if anchors is None:
+        anchors = load_anchors(config, all_items)
     by_id = {i.id: i for i in all_items}
     done = {str(r.get("key")) for r in outputs.items.load()}
     traces = outputs.load_traces()
@@ -238,7 +263,7 @@ async def run_units(
             try:
                 async for attempt in retrying:
                     with attempt:
-                        trace, rows = await _execute(unit, config, upstream, live)
+                        trace, rows = await _execute(unit, config, upstream, live, anchors)
             except Exception as exc:
                 error = exc
             if error is not None:

@@ -31,18 +31,11 @@ from thinkstop.benchmarks.stats import (
     sem,
     trend,
 )
-from thinkstop.benchmarks.tasks import LEVEL_NAMES, family, metric
+from thinkstop.benchmarks.tasks import LEVEL_NAMES, family, level_key, metric
 
 Row = dict[str, Any]
 CURVES = ("requested", "truncate")
 FORMAT = "thinkstop.bench-summary/2"
-
-
-def _sort_key(level: str) -> tuple[int, float, str]:
-    try:
-        return (0, float(level), level)
-    except ValueError:
-        return (1, 0.0, level)
 
 
 def _is_regression(row: Row) -> bool:
@@ -193,6 +186,28 @@ def _natural(rows: Sequence[Row], threshold: float) -> dict[str, Any] | None:
     return curve
 
 
+def _anchored(rows: Sequence[Row]) -> dict[str, Any] | None:
+    """The anchored regime: one point, and its paired difference from natural thinking.
+
+    The difference is taken item by item (each item's mean over its anchored samples
+    minus its mean over its natural ones), on the items scored both ways, so it is not
+    blurred by how hard the items are; its interval is Student's t, never Wilson.
+    """
+    chosen = [r for r in rows if r["regime"] == "anchored"]
+    if not chosen:
+        return None
+    examples = max(int(r.get("anchors", 0)) for r in chosen)
+    point = _point(chosen, f"{examples} examples")
+    anchored = _item_means(chosen)
+    natural = _item_means([r for r in rows if r["regime"] == "natural"])
+    common = sorted(set(anchored) & set(natural))
+    curve: dict[str, Any] = {"points": [point], "trend": "n/a"}
+    if common:
+        diffs = [anchored[i] - natural[i] for i in common]
+        curve["vs_natural"] = mean_ci(diffs, rate=False).as_dict()
+    return curve
+
+
 def _savings(policy: dict[str, Any], fixed: dict[str, Any] | None) -> dict[str, Any] | None:
     """Tokens saved against the cheapest fixed budget whose score is equal or better."""
     if fixed is None:
@@ -272,6 +287,9 @@ def summarize_group(rows: Sequence[Row], task: str) -> dict[str, Any]:
     natural = _natural(rows, threshold)
     if natural is not None:
         curves["natural"] = natural
+    anchored = _anchored(rows)
+    if anchored is not None:
+        curves["anchored"] = anchored
     return {
         "items": len({r["id"] for r in rows}),
         "regimes": curves,
@@ -287,7 +305,7 @@ def summarize(rows: Iterable[Row], config: dict[str, Any] | None = None) -> dict
     tasks: dict[str, Any] = {}
     for task in sorted(by_task):
         chosen = by_task[task]
-        levels = sorted({str(r["level"]) for r in chosen}, key=_sort_key)
+        levels = sorted({str(r["level"]) for r in chosen}, key=level_key)
         tasks[task] = {
             "metric": metric(task),
             "level_name": LEVEL_NAMES[family(task)],

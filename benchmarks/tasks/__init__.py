@@ -94,6 +94,14 @@ def family(task: str) -> str:
     return task.split(":", 1)[0]
 
 
+def level_key(level: str) -> tuple[int, float, str]:
+    """Sort key of difficulty levels: numeric ones by value, then named ones."""
+    try:
+        return (0, float(level), level)
+    except ValueError:
+        return (1, 0.0, level)
+
+
 def task_names() -> list[str]:
     return [*FAMILY_REGISTRY, *(f"ai_risk:{s}" for s in AI_RISK_SUBSETS)]
 
