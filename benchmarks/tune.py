@@ -33,6 +33,7 @@ import numpy.typing as npt
 from thinkstop.benchmarks.stats import Estimate, mean_ci
 from thinkstop.scheduler import Guarded, GuardRails, Trace
 from thinkstop.scheduler.learned import LearnedPolicy, LogisticModel, fit
+from thinkstop.scheduler.registry import DEFAULT_POLICY
 from thinkstop.scheduler.sweep import BatchOutcome, TraceBatch, evaluate, learned_features
 
 Objective = Literal["accuracy", "agreement"]
@@ -255,6 +256,12 @@ def tune(traces: Sequence[Trace], *, objective: Objective = "accuracy", max_loss
     for cand in everyone[1:]:
         if cand.spec.startswith("fixed"):
             baselines[cand.spec] = _point(cand)
+    # The policy a user gets without tuning, as a reference (not a candidate unless the
+    # grid holds it): what tuning is worth against doing nothing.
+    default = next((c for c in everyone if c.spec == DEFAULT_POLICY), None)
+    if default is None:
+        default = _candidate(evaluate(live, DEFAULT_POLICY), cost)
+    baselines[DEFAULT_POLICY] = _point(default)
     return Tuning(
         objective=objective, n=len(labelled), folds=folds, max_loss=max_loss, cost=cost,
         recommended=final.spec, recommended_model=recommended_model,
@@ -283,6 +290,8 @@ class GroupVerdict:
     score_gain: Estimate  # own minus shared held-out score, paired per trace
     cost_saving: Estimate  # shared minus own held-out cost, paired per trace
     differs: bool
+    shared_score: Estimate  # the shared rule's held-out score on the group's traces
+    shared_cost: Estimate
 
 
 def compare_group(group: str, shared: Tuning, rows: npt.NDArray[np.int64],
@@ -293,4 +302,5 @@ def compare_group(group: str, shared: Tuning, rows: npt.NDArray[np.int64],
     gain = mean_ci(own.held_out_score - shared.held_out_score[rows], rate=False)
     saving = mean_ci(shared.held_out_cost[rows] - own.held_out_cost, rate=False)
     differs = gain.low > 0 or (saving.low > 0 and gain.mean >= -max_loss)
-    return GroupVerdict(group, len(rows), gain, saving, differs)
+    return GroupVerdict(group, len(rows), gain, saving, differs,
+                        mean_ci(shared.held_out_score[rows]), mean_ci(shared.held_out_cost[rows]))

@@ -174,6 +174,8 @@ def run_tune(args: argparse.Namespace) -> int:
 
 def _as_json(result: Any, spec: str, chunk: int, groups: dict[str, Any],
              specs_by_group: dict[str, str]) -> dict[str, Any]:
+    from thinkstop.scheduler.registry import DEFAULT_POLICY
+
     return {
         "recommended": {"policy": spec, "chunk_tokens": chunk,
                         "cv_score": result.cv_score.as_dict(),
@@ -190,6 +192,9 @@ def _as_json(result: Any, spec: str, chunk: int, groups: dict[str, Any],
                        "natural": {"score": g.natural_score.as_dict(),
                                    "cost": g.natural_cost.as_dict()},
                        "no_thinking": g.baselines.get("fixed:budget=0"),
+                       "default": g.baselines.get(DEFAULT_POLICY),
+                       "shared": {"score": v.shared_score.as_dict(),
+                                  "cost": v.shared_cost.as_dict()},
                        "vs_shared": {"score_gain": v.score_gain.as_dict(),
                                      "cost_saving": v.cost_saving.as_dict(),
                                      "differs": v.differs}}
@@ -201,8 +206,16 @@ def _fmt(est: Any, digits: int = 3) -> str:
     return f"{est.mean:.{digits}f} [{est.low:.{digits}f}, {est.high:.{digits}f}]"
 
 
+def _fmt_point(score: dict[str, Any], digits: int = 3) -> str:
+    """A baseline's score as saved (an Estimate's dict)."""
+    return (f"{score['mean']:.{digits}f} [{score['low']:.{digits}f}, "
+            f"{score['high']:.{digits}f}]")
+
+
 def _report(result: Any, spec: str, chunk: int, groups: dict[str, Any],
             specs_by_group: dict[str, str], by: str | None) -> str:
+    from thinkstop.scheduler.registry import DEFAULT_POLICY
+
     what = "accuracy" if result.objective == "accuracy" else "agreement with natural"
     lines = [
         f"{result.n} traces, {result.configurations} configurations, {result.folds}-fold "
@@ -215,6 +228,10 @@ def _report(result: Any, spec: str, chunk: int, groups: dict[str, Any],
     if zero:
         lines.append(f"no thinking (fixed:budget=0): {what} {zero['score']['mean']:.3f}, "
                      f"{zero['cost']['mean']:.1f} tokens")
+    default = result.baselines.get(DEFAULT_POLICY)
+    if default:
+        lines.append(f"default policy ({DEFAULT_POLICY}, untuned): {what} "
+                     f"{_fmt_point(default['score'])}, {default['cost']['mean']:.1f} tokens")
     lines += ["", "Pareto frontier (in-sample: every trace; score vs mean tokens incl. probes):"]
     for point in result.frontier[:25]:
         s, c = point["score"], point["cost"]
@@ -240,13 +257,25 @@ def _report(result: Any, spec: str, chunk: int, groups: dict[str, Any],
         lines.append("  no configuration kept the score within max_loss: do not halt "
                      "(or allow a larger --max-loss)")
     if groups:
-        lines += ["", "per group (own tuning; vs shared: paired on the group's held-out traces):"]
+        lines += ["", "per group: the group's baselines (in-sample), the shared rule and the "
+                  "group's own rule held out, and the own rule's gain (paired):"]
         for name, (g, v) in groups.items():
             mark = "differs" if v.differs else "same as shared"
-            lines.append(
-                f"  {name}: {specs_by_group[name]}  cv {_fmt(g.cv_score)}, {g.cv_cost.mean:.1f} "
-                f"tokens, {g.n} traces; natural {g.natural_score.mean:.3f}; gain "
-                f"{_fmt(v.score_gain)}, saves {v.cost_saving.mean:.1f} tokens: {mark}")
+            lines += [f"  {name} ({g.n} traces):",
+                      f"    natural {_fmt(g.natural_score)}, {g.natural_cost.mean:.1f} tokens"]
+            for label, key in (("no thinking", "fixed:budget=0"),
+                               (f"default ({DEFAULT_POLICY})", DEFAULT_POLICY)):
+                point = g.baselines.get(key)
+                if point:
+                    lines.append(f"    {label} {_fmt_point(point['score'])}, "
+                                 f"{point['cost']['mean']:.1f} tokens")
+            lines += [
+                f"    shared rule, held out {_fmt(v.shared_score)}, {v.shared_cost.mean:.1f} "
+                "tokens",
+                f"    own rule {specs_by_group[name]}, held out {_fmt(g.cv_score)}, "
+                f"{g.cv_cost.mean:.1f} tokens; gain {_fmt(v.score_gain)}, saves "
+                f"{v.cost_saving.mean:.1f} tokens: {mark}",
+            ]
         if not any(v.differs for _, v in groups.values()):
             lines.append("  no group's own choice beats the shared one significantly: "
                          "use the shared recommendation for all")

@@ -146,6 +146,12 @@ def test_by_task_recommends_per_task_only_where_the_tasks_differ(tmp_path: Path)
     differ = groups(mixed)
     assert set(differ) == {"poor", "late"}
     assert any(g["vs_shared"]["differs"] for g in differ.values())
+    for g in differ.values():
+        # each group reports the untuned default and the shared rule held out, and the
+        # paired gain is the own rule's held-out score minus the shared rule's
+        assert g["default"]["spec"] == DEFAULT_POLICY and g["shared"]["score"]["n"] == 80
+        gain = g["cv_score"]["mean"] - g["shared"]["score"]["mean"]
+        assert abs(gain - g["vs_shared"]["score_gain"]["mean"]) < 1e-5
     alike = groups(same)
     assert set(alike) == {"a", "b"}
     assert not any(g["vs_shared"]["differs"] for g in alike.values()), alike
