@@ -37,6 +37,13 @@ from pydantic import (
 
 from thinkstop.proxy.engine import weights
 from thinkstop.proxy.upstreams.base import Continuation
+from thinkstop.proxy.upstreams.deadlines import (
+    FIRST_BYTE_KEY,
+    FIRST_BYTE_TIMEOUT,
+    IDLE_KEY,
+    IDLE_TIMEOUT,
+)
+from thinkstop.proxy.upstreams.http_sse import LINE_KEY, MAX_LINE_BYTES
 from thinkstop.proxy.upstreams.local.recommended import recommended_options
 from thinkstop.scheduler import DEFAULT_POLICY, PolicySpecError, create_policy
 from thinkstop.scheduler.schedule import create_schedule
@@ -109,6 +116,9 @@ class ThinkstopOptions(BaseModel):
         default=None, description="turns: few-shot user/assistant turns; system: system text")
     anchors_max: int | None = Field(default=None, ge=1, le=64,
                                     description="examples taken from the file (default 8)")
+    expose_probe_answers: bool | None = Field(
+        default=None, description="true: the decision's signals carry the probes' answer "
+        "text (off by default: a probe may echo what the client must not see)")
 
     _valid_policy = field_validator("policy")(_policy_field)
 
@@ -273,6 +283,40 @@ class GeneralSettings(BaseModel):
     responses_store_size: int = Field(
         default=1000, ge=0,
         description="recent Responses kept in memory for previous_response_id; 0: off")
+    # Slow and hostile clients (thinkstop.proxy.http.connections, .body_limit).
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a request's line and headers must arrive within "
+        "this long (of the connection opening, or of its next request's first byte); else "
+        "the connection is closed")
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="the whole request body within this long of its "
+        "headers; else 408 request_timeout and the connection is closed")
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="request line and headers past this size: "
+        "the connection is closed")
+    max_connections: int | None = Field(
+        default=None, ge=1, description="client connections held at once (default: half "
+        "the open-file limit, at most 4096); past it the one waiting longest for its "
+        "headers is closed")
+    idle_connection_seconds: int = Field(
+        default=5, ge=1, description="a kept-alive connection with no new request for "
+        "this long is closed")
+    client_send_buffer_bytes: int | None = Field(
+        default=256 * 1024, ge=4096, description="the kernel's send buffer of each client "
+        "connection (SO_SNDBUF; null: the OS default, autotuned up to several MB): with "
+        "the proxy's own bounded buffers, what a client that stops reading can hold back")
+    # Upstreams that stall (thinkstop.proxy.upstreams.deadlines); per model:
+    # litellm_params.first_byte_timeout / idle_timeout.
+    upstream_first_byte_seconds: float = Field(
+        default=FIRST_BYTE_TIMEOUT, gt=0, description="an upstream stream's first chunk "
+        "within this long of the request; else 504 upstream_timeout")
+    upstream_idle_seconds: float = Field(
+        default=IDLE_TIMEOUT, gt=0, description="an upstream stream's next chunk within "
+        "this long of the last; else upstream_timeout (in-band once streaming)")
+    # per model: litellm_params.max_line_bytes (thinkstop.proxy.upstreams.http_sse)
+    upstream_max_line_bytes: int = Field(
+        default=MAX_LINE_BYTES, ge=1024, description="one SSE line from an upstream past "
+        "this many bytes fails the stream: 502 upstream_oversized (in-band once streaming)")
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> GeneralSettings:
@@ -314,6 +358,14 @@ class ProxyConfig(BaseModel):
 
     def model(self, name: str) -> ModelEntry | None:
         return next((m for m in self.model_list if m.model_name == name), None)
+
+    def upstream_params(self, entry: ModelEntry) -> dict[str, Any]:
+        """What builds ``entry``'s upstream: its ``litellm_params``, with the proxy-wide
+        stream deadlines and SSE line limit where the entry sets none of its own."""
+        general = self.general_settings
+        return {FIRST_BYTE_KEY: general.upstream_first_byte_seconds,
+                IDLE_KEY: general.upstream_idle_seconds,
+                LINE_KEY: general.upstream_max_line_bytes, **entry.litellm_params}
 
     def options_for(self, entry: ModelEntry, override: BaseModel | None = None
                     ) -> ThinkstopOptions:

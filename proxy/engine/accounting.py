@@ -86,6 +86,8 @@ class RunResult:
     shadow: bool = False  # probed and decided, never halted (shadow mode)
     would_halt: dict[str, Any] | None = None  # shadow: where the policy would have halted
     anchors: dict[str, Any] | None = None  # worked examples added: count, about how many tokens
+    # Whether the decision's signals may carry the probes' answer text (see decision()).
+    expose_probe_answers: bool = False
 
     @property
     def reasoning_tokens(self) -> int:
@@ -132,6 +134,16 @@ class RunResult:
     def usage_dict(self) -> dict[str, Any]:
         return usage_dict(self.usage())
 
+    def visible_signals(self) -> dict[str, object] | None:
+        """The last decision's signals as the client sees them: without the probe's
+        answer text unless the model's config sets ``expose_probe_answers``. A probe is
+        the model answering a prompt the client never wrote; its text can carry what the
+        model was told not to say (a system prompt a probe got it to print), and the
+        client gets the real answer anyway."""
+        if self.signals is None or self.expose_probe_answers:
+            return self.signals
+        return {k: v for k, v in self.signals.items() if k != "answer"}
+
     def decision(self) -> dict[str, Any]:
         """The top-level ``thinkstop`` object of the response."""
         return {
@@ -156,7 +168,7 @@ class RunResult:
             "probes_skipped": self.probes_skipped,
             "chunk_tokens": self.chunk_tokens,
             "upstream_closed_early": self.upstream_closed_early,
-            "signals": self.signals,
+            "signals": self.visible_signals(),
             "budget_cap": self.budget_cap,
             "probes_unavailable": self.probes_unavailable,
             "faults": list(self.faults),

@@ -10,8 +10,12 @@
 
 A pump task reads the upstream stream into a queue; probe completions land in the same
 queue, so a probe's verdict is acted on as soon as it arrives, between any two tokens, and
-the stream is never held up by a probe. On halt the upstream stream is closed at once and
-the continuation streams the model's own final answer from the truncated reasoning.
+the stream is never held up by a probe. The queue holds at most ``STREAM_BUFFER`` upstream
+events: when the client reads slower than the upstream writes, the pump stops reading and
+the upstream connection's flow control holds the upstream back (backpressure), so a slow
+client costs a bounded buffer, never the whole stream in memory. On halt the upstream
+stream is closed at once and the continuation streams the model's own final answer from
+the truncated reasoning.
 
 Faults: opening the main stream is retried (``retries``) only for failures that are safe
 to retry and only before anything reached the client; a main stream that breaks during
@@ -38,6 +42,7 @@ from tenacity import (
 
 from thinkstop.proxy.engine.accounting import RunResult, tool_call_tokens
 from thinkstop.proxy.engine.continuation import ContinuationChain, fallback_chain
+from thinkstop.proxy.engine.offload import off_loop, request_chars
 from thinkstop.proxy.engine.probing import Marks, ProbeOutcome, ProbeRunner
 from thinkstop.proxy.upstreams.base import (
     ChatRequest,
@@ -54,6 +59,9 @@ from thinkstop.scheduler.schedule import create_schedule
 from thinkstop.scheduler.signals import has_cue, repetition
 
 DeltaKind = Literal["reasoning", "content", "tool_call"]
+# Upstream events read ahead of the loop at most (each at most a few hundred characters,
+# see chunk_events.MAX_EVENT_CHARS): enough that the loop takes a batch per wake-up.
+STREAM_BUFFER = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,8 @@ class HaltingRun:
         elif self.hidden:
             self.result.reason = "hidden_reasoning"
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        # Room for upstream events in the queue; probe notices never wait for room.
+        self._room = asyncio.Semaphore(STREAM_BUFFER)
         if probe_upstream is not None:
             self.result.probe_model = probe_name or probe_upstream.name
         self._probes = ProbeRunner(
@@ -182,7 +192,10 @@ class HaltingRun:
         Nothing has reached the client yet, so a failure that is safe to retry (no
         connection; 502/503/504) is retried up to ``options.retries`` times.
         """
-        self.result.main.prompt_estimate = self.upstream.count_prompt_tokens(self.request)
+        # A huge prompt is counted in a thread: other streams never wait for its BPE.
+        request = self.request
+        self.result.main.prompt_estimate = await off_loop(
+            lambda: self.upstream.count_prompt_tokens(request), request_chars(request))
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.options.retries + 1),
             wait=wait_exponential(multiplier=self.options.retry_backoff),
@@ -233,6 +246,7 @@ class HaltingRun:
         assert self._stream is not None
         try:
             async for event in self._stream:
+                await self._room.acquire()  # released when the loop takes the event
                 self._queue.put_nowait(event)
         except Exception as exc:  # handed to the loop, which raises it to the caller
             self._queue.put_nowait(exc)
@@ -247,6 +261,7 @@ class HaltingRun:
         if self.probing and self.options.probe_at_start:
             self._probes.launch(0, "", Marks())
         if self._first is not None:
+            await self._room.acquire()  # free: the queue is empty
             self._queue.put_nowait(self._first)
             self._pump = asyncio.ensure_future(self._run_pump())
         else:
@@ -266,6 +281,7 @@ class HaltingRun:
                 elif isinstance(item, Exception):
                     failure = item  # the pump stops after an error: nothing follows it
                 elif isinstance(item, StreamEvent):
+                    self._room.release()
                     self._handle(item, out)
             if ended and self._halt_reason is None:
                 self._release("", out, final=True)  # the model ended its thinking itself

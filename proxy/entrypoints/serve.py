@@ -74,10 +74,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"thinkstop serve: {problem}", file=sys.stderr)
         return 2
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import uvicorn
-
     from thinkstop.proxy.config import ConfigError, default_config, load_config, with_gguf
     from thinkstop.proxy.http.app import create_app
+    from thinkstop.proxy.http.server import build_server
     from thinkstop.proxy.upstreams.base import UpstreamConfigError
     from thinkstop.proxy.upstreams.registry import build_upstream
 
@@ -91,23 +90,17 @@ def run_serve(args: argparse.Namespace) -> int:
                       "a self-test in a subprocess first, then the model)...",
                       file=sys.stderr, flush=True)
             upstreams[entry.model_name] = build_upstream(entry.model_name,
-                                                         entry.litellm_params)
+                                                         config.upstream_params(entry))
         app = create_app(config, upstreams)
     except (ConfigError, UpstreamConfigError) as exc:
         print(f"thinkstop serve: {exc}", file=sys.stderr)
         return 2
     banner = ready_banner(args.host, args.port, [e.model_name for e in config.model_list])
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                print(banner, flush=True)
-
-    # SIGTERM: stop accepting, let in-flight streams finish (up to the grace period), then
-    # close the upstreams in the app's lifespan shutdown.
-    server = Server(uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False,
-        timeout_graceful_shutdown=config.general_settings.graceful_shutdown_seconds))
+    # SIGTERM: stop accepting, let in-flight streams finish (up to the grace period), end
+    # the ones still running with a final error frame, then close the upstreams in the
+    # app's lifespan shutdown. The connection and body limits: thinkstop.proxy.http.server.
+    server = build_server(app, config, host=args.host, port=args.port,
+                          on_ready=lambda: print(banner, flush=True))
     server.run()
     return 0 if server.started else 1

@@ -3,18 +3,15 @@
 ``general_settings.master_key`` (or ``THINKSTOP_MASTER_KEY``) and an optional list of
 ``client_keys`` (``name``, ``key``, optional ``budgets``). With any key configured, every
 ``/v1`` request needs ``Authorization: Bearer <key>``; health and metrics stay open, as a
-load balancer and Prometheus expect. A caller is known by the key's *name* from then on
-(logs, metrics, budget scopes, errors); the key itself is never repeated.
-"""
+load balancer and Prometheus expect (readiness names the models only to a caller with a
+key). The key is checked from the headers alone, before any body is read
+(:mod:`thinkstop.proxy.http.key_check`). A caller is known by the key's *name* from then
+on (logs, metrics, budget scopes, errors); the key itself is never repeated."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
-
-from fastapi import Request
 
 from thinkstop.proxy.config import BudgetSettings, GeneralSettings
 from thinkstop.proxy.errors import ProxyError
@@ -68,26 +65,24 @@ class KeyRing:
         return found
 
 
-def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
-def authenticate(keys: KeyRing) -> Callable[[Request], Coroutine[Any, Any, Caller]]:
-    """A FastAPI dependency giving the :class:`Caller`, or a 401 (OpenAI-shaped)."""
-
-    async def check(request: Request) -> Caller:
-        if not keys.required:
-            return ANONYMOUS
-        token = bearer_token(request)
-        if token is None:
-            raise ProxyError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                             type_="authentication_error", code="missing_api_key")
-        caller = keys.identify(token)
-        if caller is None:
-            raise ProxyError(401, "invalid API key", type_="authentication_error",
-                             code="invalid_api_key")
-        return caller
-
-    return check
+def check_key(keys: KeyRing, authorization: str | None) -> Caller:
+    """The caller an ``Authorization`` header value names, or a 401 (OpenAI-shaped)
+    :class:`ProxyError`; :data:`ANONYMOUS` when no keys are configured."""
+    if not keys.required:
+        return ANONYMOUS
+    token = bearer_token(authorization)
+    if token is None:
+        raise ProxyError(401, "missing API key: send 'Authorization: Bearer <key>'",
+                         type_="authentication_error", code="missing_api_key")
+    caller = keys.identify(token)
+    if caller is None:
+        raise ProxyError(401, "invalid API key", type_="authentication_error",
+                         code="invalid_api_key")
+    return caller

@@ -6,8 +6,8 @@ one upstream per ``model_name``; the app closes the upstreams when it shuts down
 Endpoints: ``POST /v1/chat/completions`` (also ``/chat/completions``), ``POST
 /v1/responses``, ``GET /v1/responses/{id}``, ``POST /v1/completions``, ``GET /v1/models``,
 ``GET /v1/models/{id}``, health, ``/metrics``. Every reply carries ``x-request-id``; any
-other route is an OpenAI-shaped 404. CORS is off unless ``general_settings.cors_origins``
-lists origins.
+other route is an OpenAI-shaped 404 (under ``/v1``, a 401 first without a key). CORS is
+off unless ``general_settings.cors_origins`` lists origins.
 """
 
 from __future__ import annotations
@@ -20,18 +20,21 @@ from typing import Any, TextIO
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import Scope
 
 from thinkstop.proxy.anchors import DEFAULT_MAX, Anchors, AnchorsError, anchor_text, read_anchors
 from thinkstop.proxy.config import ConfigError, ProxyConfig
 from thinkstop.proxy.errors import ProxyError, echo
 from thinkstop.proxy.guard.budgets import CounterStore
-from thinkstop.proxy.guard.keys import Caller, KeyRing, authenticate
+from thinkstop.proxy.guard.keys import Caller, KeyRing, bearer_token, check_key
 from thinkstop.proxy.guard.scopes import Budgets, make_store
 from thinkstop.proxy.http.body_limit import BodyLimit
 from thinkstop.proxy.http.chat import ChatService
 from thinkstop.proxy.http.completions import CompletionRequest, CompletionsService
+from thinkstop.proxy.http.drain import Drain, EndAtShutdown
 from thinkstop.proxy.http.errors import install_error_handlers, request_id_of
 from thinkstop.proxy.http.exchange import Edge, ModelRoute
+from thinkstop.proxy.http.key_check import CALLER, KeyCheck
 from thinkstop.proxy.http.protocol import ChatCompletionRequest
 from thinkstop.proxy.http.request_id import RequestId, new_request_id
 from thinkstop.proxy.http.responses_api import ResponsesService
@@ -123,6 +126,7 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     responses = ResponsesService(edge, ResponseStore(general.responses_store_size))
     completions = CompletionsService(edge)
     keys = KeyRing(general)
+    drain = Drain()
     created = int(time.time())
 
     @asynccontextmanager
@@ -144,7 +148,26 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=general.max_request_bytes)
+
+    def refused(scope: Scope, exc: ProxyError) -> None:
+        # A refused key is an operator's signal (a misconfigured client, or probing):
+        # logged and counted, with the code only, never any part of the key.
+        metrics.auth_failures.labels(exc.code or "unauthorized").inc()
+        client = scope.get("client")
+        log.warning("auth_failed", code=exc.code, path=scope["path"],
+                    client=client[0] if client else None,
+                    request_id=scope.get("state", {}).get("request_id"))
+
+    def cut(scope: Scope) -> None:
+        log.warning("cut_at_shutdown", path=scope["path"],
+                    request_id=scope.get("state", {}).get("request_id"))
+
+    # Outermost last: request id, CORS, the shutdown drain, the key (from the headers),
+    # then the body's size and deadline, then the app.
+    app.add_middleware(BodyLimit, max_bytes=general.max_request_bytes,
+                       timeout=general.body_timeout_seconds)
+    app.add_middleware(KeyCheck, keys=keys, on_refused=refused)
+    app.add_middleware(EndAtShutdown, drain=drain, on_cut=cut)
     if general.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=general.cors_origins,
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
@@ -152,18 +175,18 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
     app.add_middleware(RequestId)  # added last: outside the others, on every reply
     app.state.metrics = metrics
     app.state.service = chat
-    check_key = authenticate(keys)
+    app.state.drain = drain  # the server ends it at SIGTERM's grace period (http.server)
 
     async def authenticate_caller(request: Request) -> Caller:
-        # A refused key is an operator's signal (a misconfigured client, or probing):
-        # logged and counted, with the code only, never any part of the key.
+        # KeyCheck has checked the key before the body; a route it does not guard is
+        # checked here, the same way.
+        found = request.scope.get("state", {}).get(CALLER)
+        if isinstance(found, Caller):
+            return found
         try:
-            return await check_key(request)
+            return check_key(keys, request.headers.get("authorization"))
         except ProxyError as exc:
-            metrics.auth_failures.labels(exc.code or "unauthorized").inc()
-            log.warning("auth_failed", code=exc.code, path=request.url.path,
-                        client=request.client.host if request.client else None,
-                        request_id=request_id_of(request))
+            refused(request.scope, exc)
             raise
 
     auth = Depends(authenticate_caller)
@@ -218,15 +241,20 @@ def create_app(settings: ProxyConfig, upstreams: Mapping[str, Upstream], *,
         return {"status": "alive"}
 
     @app.get("/health/readiness", tags=["health"], response_model=None)
-    async def readiness() -> Response:
+    async def readiness(request: Request) -> Response:
+        """Open to load balancers; the model names only to a caller with a key (when
+        keys are configured), as /v1/models."""
         waiting = []
         for name, route in routes.items():
             ready = getattr(route.upstream, "ready", None)  # optional hook
             if callable(ready) and not await ready():
                 waiting.append(name)
         status = 503 if waiting else 200
-        return JSONResponse({"status": "waiting" if waiting else "ready",
-                             "models": list(routes), "waiting": waiting}, status_code=status)
+        body: dict[str, Any] = {"status": "waiting" if waiting else "ready"}
+        token = bearer_token(request.headers.get("authorization"))
+        if not keys.required or (token is not None and keys.identify(token) is not None):
+            body.update(models=list(routes), waiting=waiting)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", tags=["health"])
     async def prometheus() -> Response:

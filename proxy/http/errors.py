@@ -12,7 +12,8 @@ failure to ``{"error": {"message", "type", "code", "param"}}`` with the right st
 - 429 ``rate_limit_error``: a token budget window is spent (``Retry-After`` set), or the
   upstream rate-limited us (passed on).
 - 502 ``upstream_error``: the upstream failed, refused the connection, or rejected
-  thinkstop's own credentials; 504 ``upstream_timeout``: it did not answer in time.
+  thinkstop's own credentials; code ``upstream_oversized``: it sent one SSE line (or
+  chunk) past the size limit; 504 ``upstream_timeout``: it did not answer in time.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def upstream_failure(exc: UpstreamError, message: str | None = None) -> ProxyErr
         return ProxyError(504, text, type_="upstream_error", code="upstream_timeout")
     if exc.kind == "connect":
         return ProxyError(502, text, type_="upstream_error", code="upstream_unreachable")
+    if exc.kind == "oversized":
+        return ProxyError(502, text, type_="upstream_error", code="upstream_oversized")
     if status in CALLER_FAULT:
         return ProxyError(status, text, code="upstream_rejected_request")
     if status == 429:

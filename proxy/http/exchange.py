@@ -185,6 +185,8 @@ class Exchange:
                                 probe_upstream=None if probe is None else probe.upstream,
                                 probe_name=None if probe is None else probe.name,
                                 probe_request=probe_request) for _ in range(n)]
+        for run in self.runs:
+            run.result.expose_probe_answers = plan.options.expose_probe_answers is True
         anchors = plan.route.anchors_for(plan.options)
         if anchors is not None:
             for run in self.runs:

@@ -2,7 +2,9 @@
 results awaited together; a failure in one stops them all.
 
 For one stream (the usual case) :func:`fan_in` reads it directly, without a task, so a
-plain request pays nothing for this.
+plain request pays nothing for this. For several, the merged queue is bounded
+(:data:`BUFFER_PER_SOURCE`): a client that reads slowly holds every run back (each run's
+own read-ahead is bounded too), rather than letting them fill memory.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+BUFFER_PER_SOURCE = 8  # items read ahead of the reader, per stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +50,17 @@ async def fan_in(sources: Sequence[AsyncGenerator[T, None]]
         finally:
             await source.aclose()
         return
-    queue: asyncio.Queue[Item[T] | Ended | _Failed] = asyncio.Queue()
+    queue: asyncio.Queue[Item[T] | Ended | _Failed] = asyncio.Queue(
+        maxsize=BUFFER_PER_SOURCE * len(sources))
 
     async def pump(index: int, source: AsyncGenerator[T, None]) -> None:
         try:
             async for value in source:
-                queue.put_nowait(Item(index, value))
+                await queue.put(Item(index, value))  # waits while the reader is behind
         except Exception as exc:  # handed to the reader, which raises it
-            queue.put_nowait(_Failed(exc))
+            await queue.put(_Failed(exc))
             return
-        queue.put_nowait(Ended(index))
+        await queue.put(Ended(index))
 
     tasks = [asyncio.ensure_future(pump(i, s)) for i, s in enumerate(sources)]
     try:

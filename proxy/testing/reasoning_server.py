@@ -71,6 +71,7 @@ class FakeStats:
     streams_completed: int = 0
     streams_closed_early: int = 0
     sent_reasoning_tokens: int = 0  # by the latest main call
+    reasoning_tokens_sent: int = 0  # by every main call together
     probe_requests: int = 0
     probe_completion_tokens: int = 0
     probe_prompt_tokens: int = 0
@@ -334,6 +335,12 @@ class FakeReasoningServer:
         listener = asyncio.ensure_future(_listen(receive, disconnected))
         limit = _limit(body)
         try:
+            if script.headers_only:  # a hung server: the 200 and no byte of a chunk
+                await reply.send({"type": "http.response.start", "status": 200,
+                                  "headers": [(b"content-type", b"text/event-stream")]})
+                await disconnected.wait()
+                self.stats.streams_closed_early += 1
+                return
             await reply.start_stream()
             pacer = _Pacer(script.token_delay)
             for i, token in enumerate(script.reasoning):
@@ -353,9 +360,12 @@ class FakeReasoningServer:
                     self.stats.streams_closed_early += 1
                     self.stats.closed.set()
                     return
+                if script.big_reasoning is not None and i == script.big_reasoning[0]:
+                    token = script.big_reasoning[1]
                 if not script.hide_reasoning:
                     await self._reasoning_chunk(script, reply, i, token)
                 self.stats.sent_reasoning_tokens = i + 1
+                self.stats.reasoning_tokens_sent += 1
             if not reply.chat:
                 await reply.chunk(content="\n</think>\n\n")
             elif script.reasoning_field == "think_tags" and not script.hide_reasoning:
@@ -379,6 +389,8 @@ class FakeReasoningServer:
                     self.stats.streams_closed_early += 1
                     self.stats.closed.set()
                     return
+                if script.big_answer is not None and j == script.big_answer[0]:
+                    token = script.big_answer[1]
                 await reply.chunk(content=token)
             await reply.finish("stop", usage if _wants_usage(body) else None)
             self.stats.streams_completed += 1

@@ -81,7 +81,12 @@ class Script:
     fail_main_times: int | None = None  # fail_main applies to the first N main calls only
     main_delay: float = 0.0  # wait before answering a main call at all (no headers)
     stall_after: int | None = None  # after N reasoning tokens send nothing, until closed
+    headers_only: bool = False  # a main stream's response headers, then nothing, until closed
     malformed_after: int | None = None  # after N reasoning tokens send a malformed SSE line
+    # (i, text): the i-th reasoning (or answer) token is ``text``, sent as one delta: a
+    # megabyte of it is one long SSE line (usage still counts it as one token)
+    big_reasoning: tuple[int, str] | None = None
+    big_answer: tuple[int, str] | None = None
     drop_in_answer_after: int | None = None  # cut the connection after N answer tokens
     fail_continuations: int = 0  # answer the first N continuation calls with HTTP 500
     continuation_delay: float = 0.0  # seconds per continuation token

@@ -16,11 +16,22 @@ import uvicorn
 
 
 class ServerThread:
-    """``with ServerThread(app) as server: server.url`` (``http://127.0.0.1:PORT``)."""
+    """``with ServerThread(app) as server: server.url`` (``http://127.0.0.1:PORT``).
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0,
+    ``server``: run this uvicorn server (on ``host``, port 0 for any) instead of one built
+    here for ``app``; thinkstop's own (``thinkstop.proxy.http.server.build_server``), say.
+    """
+
+    def __init__(self, app: Any = None, *, host: str = "127.0.0.1", port: int = 0,
                  lifespan: Literal["auto", "on", "off"] = "off",
-                 startup_timeout: float = 15.0) -> None:
+                 startup_timeout: float = 15.0, server: uvicorn.Server | None = None) -> None:
+        self.host = host
+        self._startup_timeout = startup_timeout
+        self.port = 0
+        if server is not None:
+            self.server = server
+            self._thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+            return
         config = uvicorn.Config(
             app,
             host=host,
@@ -35,10 +46,7 @@ class ServerThread:
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
-        self.host = host
         self._thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
-        self._startup_timeout = startup_timeout
-        self.port = 0
 
     @property
     def url(self) -> str:

@@ -201,7 +201,7 @@ class SoftHalting(Protocol):
         ...
 
 
-FailureKind = Literal["status", "connect", "timeout", "protocol"]
+FailureKind = Literal["status", "connect", "timeout", "protocol", "oversized"]
 
 
 class UpstreamError(Exception):
@@ -212,7 +212,8 @@ class UpstreamError(Exception):
     HTTP status when there was one; ``kind`` says what went wrong: ``status`` (an HTTP
     error reply), ``connect`` (no connection: refused, DNS, reset before a reply),
     ``timeout`` (no reply or no next chunk in time), ``protocol`` (a reply that is not
-    what the wire format promises: malformed SSE or JSON, an in-band error, a cut stream).
+    what the wire format promises: malformed SSE or JSON, an in-band error, a cut stream),
+    ``oversized`` (one SSE line or chunk past the adapter's size limit).
     ``retry_after`` is the upstream's ``Retry-After`` in seconds, when it sent one.
     """
 

@@ -31,6 +31,7 @@ from thinkstop.proxy.upstreams.base import (
     Usage,
 )
 from thinkstop.proxy.upstreams.chunk_events import ChoiceReaders, chunk_events
+from thinkstop.proxy.upstreams.deadlines import Deadlines, within
 from thinkstop.proxy.upstreams.parsing import chat_logprobs, chat_token_entries, parse_usage
 from thinkstop.proxy.upstreams.strategies import Strategy, get_strategy
 from thinkstop.proxy.upstreams.thinking import ThinkSplitter, split_delta
@@ -59,6 +60,7 @@ class ChatUpstreamBase(UpstreamBase):
         defaults: dict[str, Any] | None = None,
         prefill_body: dict[str, Any] | None = None,
         counter: TokenCounter | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.name = name
         self.model = model
@@ -66,6 +68,7 @@ class ChatUpstreamBase(UpstreamBase):
         self.defaults = dict(defaults or {})
         self.prefill_body = dict(prefill_body or {})
         self._count = counter or default_counter()
+        self.deadlines = deadlines or Deadlines()
         chat = [s for s in map(get_strategy, capabilities.continuations) if s.probe_messages]
         self.probe_style: Strategy = chat[0] if chat else get_strategy("reask")
 
@@ -137,7 +140,8 @@ class ChatUpstreamBase(UpstreamBase):
     def relay(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         """The upstream's own stream of chunks for ``request``, untouched but for asking
         for the usage chunk (the pass-through path; the caller closes it)."""
-        return self._chunks(self._body(request.params, request.messages))
+        return within(self._chunks(self._body(request.params, request.messages)),
+                      self.deadlines)
 
     async def relay_whole(self, request: ChatRequest) -> dict[str, Any]:
         """The upstream's own reply to ``request``, not streamed (pass-through)."""
@@ -160,7 +164,7 @@ class ChatUpstreamBase(UpstreamBase):
             pieces=lambda c: split_delta(c.get("delta") or {}, splitter),
             logprobs=lambda c: chat_token_entries(c.get("logprobs")),
         )
-        return chunk_events(self._chunks(body), splitter, readers)
+        return chunk_events(within(self._chunks(body), self.deadlines), splitter, readers)
 
 
 async def _refused(message: str) -> AsyncGenerator[StreamEvent, None]:

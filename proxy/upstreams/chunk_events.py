@@ -5,13 +5,19 @@ and an optional ``usage`` chunk at the end. Only where a choice keeps its text d
 so each adapter passes a function that turns one choice into reasoning/answer pieces, and
 optionally one that reads a choice's token logprobs (:class:`ChoiceReaders`). Tool-call
 pieces (``delta.tool_calls``, chat only) become ``tool_call`` events.
+
+A text piece longer than :data:`MAX_EVENT_CHARS` (an upstream that sends a thousand
+tokens in one delta) becomes several events: the halting loop counts tokens and checks
+its caps per event, so one huge delta can pass a reasoning cap by one slice at most,
+never by the whole delta, and counting stays linear in the text (the BPE's cost on one
+long run of letters grows faster than its length).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from thinkstop.proxy.upstreams.base import StreamEvent
 from thinkstop.proxy.upstreams.parsing import parse_tool_calls, parse_usage
@@ -19,6 +25,10 @@ from thinkstop.proxy.upstreams.thinking import Piece, ThinkSplitter
 
 Chunks = AsyncGenerator[dict[str, Any], None]
 Entries = list[dict[str, Any]]
+
+# Characters of text in one event at most: a few dozen tokens of ordinary text, so a cap
+# checked per event holds to within that.
+MAX_EVENT_CHARS: Final = 256
 
 
 def _no_logprobs(_choice: dict[str, Any]) -> Entries:
@@ -111,5 +121,10 @@ def _piece_events(pieces: list[Piece], router: _LogprobRouter) -> list[StreamEve
     events = []
     for kind, text in pieces:
         logprobs = router.take() if kind == "content" else None
-        events.append(StreamEvent(kind=kind, text=text, logprobs=logprobs))
+        if len(text) <= MAX_EVENT_CHARS:
+            events.append(StreamEvent(kind=kind, text=text, logprobs=logprobs))
+            continue
+        for start in range(0, len(text), MAX_EVENT_CHARS):  # the logprobs go with the first
+            events.append(StreamEvent(kind=kind, text=text[start:start + MAX_EVENT_CHARS],
+                                      logprobs=logprobs if start == 0 else None))
     return events

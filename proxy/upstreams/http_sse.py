@@ -2,18 +2,30 @@
 
 Every transport failure becomes :class:`UpstreamError` here, so adapters never see an
 httpx exception and the proxy never matches error text.
+
+SSE lines are read with a size limit (``max_line_bytes``, :data:`MAX_LINE_BYTES` unless
+the model's ``litellm_params.max_line_bytes`` says otherwise): a line that grows past it
+is an ``oversized`` :class:`UpstreamError` as soon as the limit is passed, so one endless
+line from a broken or hostile upstream never sits whole in memory.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, Final
 
 import httpx
 
 from thinkstop.proxy.upstreams.base import FailureKind, UpstreamError
+
+# One SSE line (one chunk's JSON) at most: a real chunk is a few hundred bytes, a few KB
+# with logprobs; 1 MiB leaves room for servers that send a tool call's arguments whole.
+MAX_LINE_BYTES: Final = 1024 * 1024  # general_settings.upstream_max_line_bytes
+LINE_KEY: Final = "max_line_bytes"  # the litellm_params key that overrides it per model
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # the three line ends the SSE spec allows
 
 
 class ClientPool:
@@ -119,33 +131,81 @@ def _finished(payload: dict[str, Any]) -> bool:
     )
 
 
+def oversized(limit: int) -> UpstreamError:
+    """The failure of an upstream that sent more in one piece than ``limit`` bytes."""
+    return UpstreamError(
+        f"upstream sent an SSE line over {limit} bytes (litellm_params.max_line_bytes)",
+        kind="oversized")
+
+
+def text_chars(payload: Any) -> int:
+    """Characters of text in a decoded chunk (every string in it), for adapters whose
+    SDK reads the SSE line itself: a cheap lower bound on the line's size."""
+    if isinstance(payload, str):
+        return len(payload)
+    if isinstance(payload, dict):
+        return sum(text_chars(v) for v in payload.values())
+    if isinstance(payload, list):
+        return sum(text_chars(v) for v in payload)
+    return 0
+
+
+async def bounded_lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    """The non-blank lines of a byte stream, without their line ends (the SSE reader
+    needs no blank separators: one ``data:`` line is one chunk); raises :func:`oversized`
+    as soon as a line passes ``limit`` bytes, so at most about ``limit`` plus one network
+    read is ever held. (httpx's ``aiter_lines`` buffers a line whole, however long.)"""
+    pending = b""
+    async for data in chunks:
+        if pending:
+            data = pending + data  # a line split across reads: pending <= limit
+        # bytes.split is several times faster than the regex; CRLF (sse-starlette's
+        # default) is folded first, and only a bare CR (allowed by the spec, sent by no
+        # model server seen) takes the regex.
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        lines = data.split(b"\n") if b"\r" not in data else _LINE_END.split(data)
+        pending = lines.pop()
+        if len(pending) > limit:
+            raise oversized(limit)
+        for line in lines:
+            if line:
+                if len(line) > limit:
+                    raise oversized(limit)
+                yield line
+    if pending:
+        yield pending
+
+
 async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
-                     headers: Mapping[str, str]) -> AsyncGenerator[dict[str, Any], None]:
+                     headers: Mapping[str, str], *, max_line_bytes: int = MAX_LINE_BYTES,
+                     ) -> AsyncGenerator[dict[str, Any], None]:
     """POST and yield each SSE ``data:`` payload as JSON, until ``[DONE]``.
 
     A stream that ends with neither ``[DONE]`` nor a ``finish_reason`` was cut short and
-    raises, so a truncation is never passed on as a finished answer. Closing this
-    generator (``aclose``) closes the HTTP response at once, so the server sees the
-    disconnect and stops generating.
+    raises, so a truncation is never passed on as a finished answer; a line longer than
+    ``max_line_bytes`` raises (``kind="oversized"``). Closing this generator (``aclose``)
+    closes the HTTP response at once, so the server sees the disconnect and stops
+    generating.
     """
     finished = False
     try:
         async with client.stream("POST", url, json=body, headers=dict(headers)) as response:
             await _check(response)
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+            async for line in bounded_lines(response.aiter_bytes(), max_line_bytes):
+                if not line.startswith(b"data:"):
                     continue  # blank separators, comments, event: lines
                 data = line[5:].strip()
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     return
                 try:
                     payload = json.loads(data)
-                except ValueError as exc:
+                except ValueError as exc:  # UnicodeDecodeError included
                     raise UpstreamError("upstream sent a malformed SSE chunk") from exc
                 if not isinstance(payload, dict):
                     raise UpstreamError("upstream sent an SSE chunk that is not an object")
                 if "error" in payload:
-                    raise UpstreamError(f"upstream error mid-stream: {_message_of(data.encode())}")
+                    raise UpstreamError(f"upstream error mid-stream: {_message_of(data)}")
                 finished = finished or _finished(payload)
                 yield payload
     except httpx.HTTPError as exc:

@@ -15,7 +15,10 @@ from typing import Any
 
 from thinkstop.proxy.upstreams.base import Capabilities, FailureKind, UpstreamError
 from thinkstop.proxy.upstreams.chat_base import ChatUpstreamBase
+from thinkstop.proxy.upstreams.deadlines import Deadlines
+from thinkstop.proxy.upstreams.http_sse import MAX_LINE_BYTES, oversized, text_chars
 from thinkstop.proxy.upstreams.params import OWN_KEYS, VLLM_PREFILL
+from thinkstop.proxy.upstreams.params import max_line_bytes as line_limit
 from thinkstop.proxy.upstreams.providers import capabilities_for, provider_of
 from thinkstop.proxy.upstreams.tokens import TokenCounter
 
@@ -63,10 +66,13 @@ class LiteLLMChatUpstream(ChatUpstreamBase):
         defaults: dict[str, Any] | None = None,
         prefill_body: dict[str, Any] | None = None,
         counter: TokenCounter | None = None,
+        deadlines: Deadlines | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         super().__init__(name, model, capabilities=capabilities, defaults=defaults,
-                         prefill_body=prefill_body, counter=counter)
+                         prefill_body=prefill_body, counter=counter, deadlines=deadlines)
         self.params = dict(params)  # api_key, api_base, ... passed to litellm as given
+        self.max_line_bytes = max_line_bytes
 
     @classmethod
     def from_params(cls, model_name: str, params: dict[str, Any]) -> LiteLLMChatUpstream:
@@ -75,6 +81,8 @@ class LiteLLMChatUpstream(ChatUpstreamBase):
         return cls(
             model_name, model, params=passed, capabilities=capabilities_for(model),
             prefill_body=VLLM_PREFILL if provider_of(model) == "hosted_vllm" else None,
+            deadlines=Deadlines.from_params(model_name, params),
+            max_line_bytes=line_limit(model_name, params),
         )
 
     def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -88,8 +96,13 @@ class LiteLLMChatUpstream(ChatUpstreamBase):
             kwargs["extra_body"] = {**kwargs.get("extra_body", {}), **extra}
         return kwargs
 
-    async def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        litellm = load_litellm()
+    def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        # Imported now, not when the stream is first read: a first import takes seconds,
+        # which must not count against the stream's first-chunk deadline.
+        return self._stream(load_litellm(), body)
+
+    async def _stream(self, litellm: ModuleType, body: dict[str, Any]
+                      ) -> AsyncGenerator[dict[str, Any], None]:
         from openai import OpenAIError  # litellm's exceptions all derive from it
 
         try:
@@ -98,7 +111,12 @@ class LiteLLMChatUpstream(ChatUpstreamBase):
             raise _failure(exc) from exc
         try:
             async for chunk in response:
-                yield _as_dict(chunk)
+                payload = _as_dict(chunk)
+                # The provider SDK reads the line whole; past the limit the stream still
+                # fails as it does on the native path, before its text goes anywhere.
+                if text_chars(payload) > self.max_line_bytes:
+                    raise oversized(self.max_line_bytes)
+                yield payload
         except OpenAIError as exc:
             raise _failure(exc) from exc
         finally:

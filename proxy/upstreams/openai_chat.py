@@ -17,7 +17,13 @@ import httpx
 from thinkstop.proxy.upstreams import params as p
 from thinkstop.proxy.upstreams.base import Capabilities, UpstreamConfigError
 from thinkstop.proxy.upstreams.chat_base import ChatUpstreamBase
-from thinkstop.proxy.upstreams.http_sse import make_client, post_json, stream_sse
+from thinkstop.proxy.upstreams.deadlines import Deadlines
+from thinkstop.proxy.upstreams.http_sse import (
+    MAX_LINE_BYTES,
+    make_client,
+    post_json,
+    stream_sse,
+)
 from thinkstop.proxy.upstreams.providers import capabilities_for, provider_of
 from thinkstop.proxy.upstreams.tokens import TokenCounter
 
@@ -39,9 +45,12 @@ class OpenAIChatUpstream(ChatUpstreamBase):
         prefill_body: dict[str, Any] | None = None,
         counter: TokenCounter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadlines: Deadlines | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         super().__init__(name, model, capabilities=capabilities, defaults=defaults,
-                         prefill_body=prefill_body, counter=counter)
+                         prefill_body=prefill_body, counter=counter, deadlines=deadlines)
+        self.max_line_bytes = max_line_bytes
         self.url = api_base.rstrip("/") + "/chat/completions"
         self.headers = dict(headers or {})
         if api_key:
@@ -60,12 +69,14 @@ class OpenAIChatUpstream(ChatUpstreamBase):
             headers=p.headers(params), timeout=p.timeout(params),
             capabilities=capabilities_for(model), defaults=p.sampling_defaults(params),
             prefill_body=p.VLLM_PREFILL if provider_of(model) == "hosted_vllm" else None,
+            deadlines=Deadlines.from_params(model_name, params),
+            max_line_bytes=p.max_line_bytes(model_name, params),
         )
 
     def _chunks(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         # The SSE generator closes its own connection; the caller closes the generator.
         return stream_sse(self._client.pick(), self.url, {"model": self.model, **body},
-                          self.headers)
+                          self.headers, max_line_bytes=self.max_line_bytes)
 
     async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
         return await post_json(self._client.pick(), self.url, {"model": self.model, **body},

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-# Read by thinkstop, never sent anywhere.
-OWN_KEYS: Final = frozenset({"adapter", "raw_completion", "chat_template", "think_prefix"})
+from thinkstop.proxy.upstreams.base import UpstreamConfigError
+from thinkstop.proxy.upstreams.deadlines import FIRST_BYTE_KEY, IDLE_KEY
+from thinkstop.proxy.upstreams.http_sse import LINE_KEY, MAX_LINE_BYTES
+
+# Read by thinkstop, never sent anywhere (the stream deadlines: :mod:`.deadlines`).
+OWN_KEYS: Final = frozenset({"adapter", "raw_completion", "chat_template", "think_prefix",
+                             FIRST_BYTE_KEY, IDLE_KEY, LINE_KEY})
 # Connection settings, consumed by the native adapters.
 TRANSPORT_KEYS: Final = frozenset({"model", "api_base", "base_url", "api_key", "timeout",
                                    "extra_headers"})
@@ -37,6 +42,16 @@ def headers(params: dict[str, Any]) -> dict[str, str] | None:
 def timeout(params: dict[str, Any]) -> float | None:
     value = params.get("timeout")
     return float(value) if isinstance(value, int | float) else None
+
+
+def max_line_bytes(model_name: str, params: dict[str, Any]) -> int:
+    """``litellm_params.max_line_bytes``: the longest SSE line (bytes) read from this
+    upstream before its stream fails as ``oversized``."""
+    value = params.get(LINE_KEY, MAX_LINE_BYTES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise UpstreamConfigError(f"{model_name}: litellm_params.max_line_bytes: {value!r} "
+                                  "is not a whole number of bytes >= 1024")
+    return value
 
 
 def sampling_defaults(params: dict[str, Any]) -> dict[str, Any]:

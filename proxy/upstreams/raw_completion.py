@@ -33,7 +33,13 @@ from thinkstop.proxy.upstreams.base import (
     Usage,
 )
 from thinkstop.proxy.upstreams.chunk_events import ChoiceReaders, chunk_events
-from thinkstop.proxy.upstreams.http_sse import make_client, post_json, stream_sse
+from thinkstop.proxy.upstreams.deadlines import Deadlines, within
+from thinkstop.proxy.upstreams.http_sse import (
+    MAX_LINE_BYTES,
+    make_client,
+    post_json,
+    stream_sse,
+)
 from thinkstop.proxy.upstreams.parsing import (
     completion_logprobs,
     completion_token_entries,
@@ -74,6 +80,8 @@ class RawCompletionUpstream(UpstreamBase):
                 think_prefix=str(params.get("think_prefix", "<think>\n")),
                 headers=p.headers(params), timeout=p.timeout(params),
                 defaults=p.sampling_defaults(params),
+                deadlines=Deadlines.from_params(model_name, params),
+                max_line_bytes=p.max_line_bytes(model_name, params),
             )
         except ValueError as exc:
             raise UpstreamConfigError(f"{model_name}: litellm_params.{exc}") from exc
@@ -93,8 +101,11 @@ class RawCompletionUpstream(UpstreamBase):
         logprobs: bool = True,
         counter: TokenCounter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadlines: Deadlines | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.name = name
+        self.max_line_bytes = max_line_bytes
         self.model = model
         self.capabilities = Capabilities(continuations=("raw",), logprobs=logprobs)
         self.url = api_base.rstrip("/") + "/completions"
@@ -106,6 +117,7 @@ class RawCompletionUpstream(UpstreamBase):
         self.defaults = dict(defaults or {})
         self._count = counter or default_counter()
         self._client = make_client(timeout, transport)
+        self.deadlines = deadlines or Deadlines()
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
@@ -180,7 +192,8 @@ class RawCompletionUpstream(UpstreamBase):
     ) -> AsyncGenerator[StreamEvent, None]:
         body = {**body, "model": self.model, "stream": True,
                 "stream_options": {"include_usage": True}}
-        chunks = stream_sse(self._client.pick(), self.url, body, self.headers)
+        chunks = within(stream_sse(self._client.pick(), self.url, body, self.headers,
+                                   max_line_bytes=self.max_line_bytes), self.deadlines)
 
         def pieces(choice: dict[str, Any]) -> list[Piece]:
             text = choice.get("text")
@@ -192,8 +205,9 @@ class RawCompletionUpstream(UpstreamBase):
     def relay_completion(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """A client's completions request, streamed through untouched (its ``model``
         replaced by the upstream's); the caller closes the stream."""
-        return stream_sse(self._client.pick(), self.url, {**body, "model": self.model},
-                          self.headers)
+        return within(stream_sse(self._client.pick(), self.url,
+                                 {**body, "model": self.model}, self.headers,
+                                 max_line_bytes=self.max_line_bytes), self.deadlines)
 
     async def relay_completion_whole(self, body: dict[str, Any]) -> dict[str, Any]:
         """A client's completions request, not streamed, through untouched."""

@@ -79,7 +79,7 @@ class LoopProbe:
 @contextmanager
 def running(cfg: ProxyConfig, *, budget_store: CounterStore | None = None
             ) -> Iterator[tuple[Proxy, LoopProbe]]:
-    upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
+    upstreams = {e.model_name: build_upstream(e.model_name, cfg.upstream_params(e))
                  for e in cfg.model_list}
     logs = LockedBuffer()
     app = LoopProbe(create_app(cfg, upstreams, log_stream=logs, budget_store=budget_store))
