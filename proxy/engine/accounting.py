@@ -76,6 +76,10 @@ class RunResult:
     cut_snapped_tokens: int = 0  # a partial word dropped at the halt (in discarded too)
     probe_model: str | None = None  # the model that answered the probes, when not this one
     probe_seconds: float = 0.0  # wall time of the probes that answered
+    # Per observed probe: reasoning tokens that streamed past its boundary before its
+    # verdict arrived. It grows when probes cannot keep up with the stream (a busy
+    # replica, a slow probe model), and then halts come late or not at all.
+    probe_lags: list[int] = field(default_factory=list)
     halt_mode: str = "hard"  # "soft": a wrap-up cue and grace reasoning before the answer
     probes_unavailable: bool = False
     retries: int = 0  # main-stream opens retried before the first byte
@@ -158,6 +162,7 @@ class RunResult:
             "probe_cached_tokens": self.probe_usage.cached_prompt_tokens,
             "probe_model": self.probe_model,
             "probe_seconds": round(self.probe_seconds, 3),
+            "probe_lag_tokens": max(self.probe_lags) if self.probe_lags else None,
             "halt_mode": self.halt_mode,
             "probes": self.probes,
             "answer_tokens": self.answer_tokens,

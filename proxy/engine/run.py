@@ -438,6 +438,7 @@ class HaltingRun:
             if observation is None:
                 continue
             self.observations.append(observation)
+            self.result.probe_lags.append(max(0, self.result.main.reasoning - outcome.tokens))
             if self._thinking_done or self._halt_reason is not None:
                 continue
             decision = self.policy.observe(observation)

@@ -8,6 +8,7 @@ from thinkstop.proxy.engine.accounting import RunResult
 from thinkstop.proxy.engine.shadow import WouldHave
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_LAG_BUCKETS = (0, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
 
 class ProxyMetrics:
@@ -62,6 +63,11 @@ class ProxyMetrics:
                                        "per request, by the model that answered them",
                                        ["model", "probe_model"], buckets=_LATENCY_BUCKETS,
                                        registry=r)
+        self.probe_lag = Histogram("thinkstop_probe_lag_tokens", "Reasoning tokens "
+                                   "streamed past a probe's boundary before its verdict "
+                                   "arrived (per probe): when it nears the distance "
+                                   "between probes, halts come late; add replicas",
+                                   ["model"], buckets=_LAG_BUCKETS, registry=r)
         self.shadowed = Counter("thinkstop_shadow_requests", "Requests run in shadow mode "
                                 "(probed, never halted)", ["model"], registry=r)
         self.would_halt = Counter("thinkstop_shadow_would_halt", "Shadowed requests the "
@@ -94,6 +100,9 @@ class ProxyMetrics:
         if result.probes:
             self.probe_seconds.labels(model, result.probe_model or model).observe(
                 result.probe_seconds)
+        lag = self.probe_lag.labels(model)
+        for tokens in result.probe_lags:
+            lag.observe(tokens)
 
     def record_shadow(self, model: str, would: WouldHave) -> None:
         self.shadowed.labels(model).inc()

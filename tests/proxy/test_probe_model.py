@@ -114,3 +114,29 @@ def test_a_probe_model_must_name_another_configured_model() -> None:
         parse_config({"model_list": [
             {"model_name": "main", "litellm_params": {"model": "x/m"},
              "thinkstop": {"probe_model": "nowhere"}}]}, environ={})
+
+
+async def test_a_slow_probe_model_shows_as_probe_lag(
+    two: tuple[str, FakeReasoningServer, FakeReasoningServer],
+) -> None:
+    """Probes that answer slower than the stream flows: the decision and the metrics say
+    how far the stream ran past each probe before its verdict came (the signal to add
+    replicas or a faster probe model)."""
+    url, main, prober = two
+    script = Script.overthinking(total=400, drift_at=1000, token_delay=0.004)
+    main.reset(script)
+    prober.reset(dataclasses.replace(script, probe_delay=0.3))  # ~75 tokens stream by
+    async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0,
+                                  timeout=60) as client:
+        reply = await client.chat.completions.create(
+            model="main", messages=PROMPT, extra_body={"thinkstop": {"policy":
+                                                                  "consistency:window=100"}})
+    decision = reply.model_dump()["thinkstop"]
+    assert decision["probes_observed"] > 0
+    assert 32 <= decision["probe_lag_tokens"] <= 400
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(url.removesuffix("/v1") + "/metrics")).text
+    count = next(line for line in text.splitlines()
+                 if line.startswith('thinkstop_probe_lag_tokens_count{model="main"}'))
+    assert float(count.split()[-1]) >= decision["probes_observed"]
+    assert 'thinkstop_probe_lag_tokens_bucket{le="0.0",model="main"}' in text
