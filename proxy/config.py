@@ -51,6 +51,8 @@ from thinkstop.scheduler.schedule import create_schedule
 DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b"
 DEFAULT_LOCAL_NAME = "thinkstop-local"
 ENV_PREFIX = "os.environ/"
+# The default cap on probes in flight per replica, per CPU core (GeneralSettings).
+PROBES_PER_CORE: Final = 8
 
 ContinuationChoice = Literal["auto"] | Continuation
 
@@ -301,6 +303,10 @@ class GeneralSettings(BaseModel):
     idle_connection_seconds: int = Field(
         default=5, ge=1, description="a kept-alive connection with no new request for "
         "this long is closed")
+    max_probes_in_flight: int | None = Field(
+        default=None, ge=0, description="probes in flight at once on this replica, all "
+        "requests together (default: 8 per CPU core; 0: no cap); past it a probe is shed "
+        "(skipped, counted as shed) so that main streams never queue behind probes")
     client_send_buffer_bytes: int | None = Field(
         default=256 * 1024, ge=4096, description="the kernel's send buffer of each client "
         "connection (SO_SNDBUF; null: the OS default, autotuned up to several MB): with "
@@ -317,6 +323,12 @@ class GeneralSettings(BaseModel):
     upstream_max_line_bytes: int = Field(
         default=MAX_LINE_BYTES, ge=1024, description="one SSE line from an upstream past "
         "this many bytes fails the stream: 502 upstream_oversized (in-band once streaming)")
+
+    def probe_capacity(self) -> int | None:
+        """The replica's cap on probes in flight (None: no cap)."""
+        if self.max_probes_in_flight is None:
+            return PROBES_PER_CORE * (os.cpu_count() or 1)
+        return self.max_probes_in_flight or None
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> GeneralSettings:

@@ -68,6 +68,7 @@ class RunResult:
     probes_observed: int = 0
     probes_failed: int = 0
     probes_skipped: int = 0
+    probes_shed: int = 0  # of the skipped: the replica was at max_probes_in_flight
     upstream_closed_early: bool = False
     chunk_tokens: int = 0
     max_tokens: int | None = None
@@ -171,6 +172,7 @@ class RunResult:
             "probes_observed": self.probes_observed,
             "probes_failed": self.probes_failed,
             "probes_skipped": self.probes_skipped,
+            "probes_shed": self.probes_shed,
             "chunk_tokens": self.chunk_tokens,
             "upstream_closed_early": self.upstream_closed_early,
             "signals": self.visible_signals(),

@@ -42,6 +42,28 @@ class ProbeOutcome:
     result: ProbeResult | None
 
 
+class ProbeSlots:
+    """A replica-wide cap on probes in flight, shared by every request.
+
+    Under load, probes are the work to shed first: a probe that would pass the cap is
+    skipped (counted as shed), so the replica's CPU and upstream connections go to the
+    main streams clients wait on, never to a queue of probes. ``capacity`` None: no cap.
+    """
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+
+    def try_take(self) -> bool:
+        if self.capacity is not None and self.in_use >= self.capacity:
+            return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use = max(0, self.in_use - 1)
+
+
 class ProbeRunner:
     """Runs the probes of one request."""
 
@@ -56,6 +78,7 @@ class ProbeRunner:
         notify: Callable[[], None],
         log: Any = None,
         failure_limit: int = 3,
+        slots: ProbeSlots | None = None,
     ) -> None:
         self.upstream = upstream
         self.request = request
@@ -71,6 +94,8 @@ class ProbeRunner:
         self.launched = 0
         self.failed = 0
         self.skipped = 0
+        self.shed = 0  # of the skipped: the replica was at its cap (ProbeSlots)
+        self.slots = slots
         self.usage = Usage()
         self.seconds = 0.0  # wall time spent in finished probes
         self.failure_limit = max(1, failure_limit)
@@ -100,6 +125,10 @@ class ProbeRunner:
             return False
         if self.in_flight >= self.max_in_flight:
             self.skipped += 1
+            return False
+        if self.slots is not None and not self.slots.try_take():
+            self.skipped += 1
+            self.shed += 1
             return False
         seq = self._next_seq
         self._next_seq += 1
@@ -132,6 +161,8 @@ class ProbeRunner:
 
     def _done(self, seq: int, task: asyncio.Task[ProbeOutcome]) -> None:
         self._tasks.pop(seq, None)
+        if self.slots is not None:
+            self.slots.release()
         if task.cancelled():
             self._finished[seq] = ProbeOutcome(seq, 0, Marks(), None)
         else:

@@ -43,7 +43,7 @@ from tenacity import (
 from thinkstop.proxy.engine.accounting import RunResult, tool_call_tokens
 from thinkstop.proxy.engine.continuation import ContinuationChain, fallback_chain
 from thinkstop.proxy.engine.offload import off_loop, request_chars
-from thinkstop.proxy.engine.probing import Marks, ProbeOutcome, ProbeRunner
+from thinkstop.proxy.engine.probing import Marks, ProbeOutcome, ProbeRunner, ProbeSlots
 from thinkstop.proxy.upstreams.base import (
     ChatRequest,
     Continuation,
@@ -126,11 +126,13 @@ class HaltingRun:
                  options: RunOptions, *, log: Any = None,
                  probe_upstream: Upstream | None = None,
                  probe_request: ChatRequest | None = None,
-                 probe_name: str | None = None) -> None:
+                 probe_name: str | None = None,
+                 probe_slots: ProbeSlots | None = None) -> None:
         """``probe_upstream``: another model that answers the probes by reading this
         model's reasoning (``probe_request``: the request as that model gets it;
         ``probe_name``: its name in the decision and the metrics, by default the
-        upstream's own); the main stream and the continuation stay this model's own."""
+        upstream's own); the main stream and the continuation stay this model's own.
+        ``probe_slots``: the replica's cap on probes in flight (probes past it are shed)."""
         self.upstream = upstream
         self.request = request
         self.policy = policy
@@ -157,7 +159,7 @@ class HaltingRun:
             max_tokens=options.probe_tokens,
             max_in_flight=options.probe_concurrency, timeout=options.probe_timeout,
             notify=lambda: self._queue.put_nowait(_PROBE), log=log,
-            failure_limit=options.probe_failure_limit,
+            failure_limit=options.probe_failure_limit, slots=probe_slots,
         )
         self._stream: EventStream | None = None
         self._continuation: AsyncGenerator[StreamEvent, None] | None = None
@@ -515,6 +517,7 @@ class HaltingRun:
         self.result.probes = probes.launched
         self.result.probes_failed = probes.failed
         self.result.probes_skipped = probes.skipped
+        self.result.probes_shed = probes.shed
         self.result.probes_unavailable = probes.unavailable or (
             probes.launched > 0 and probes.failed == probes.launched)
         if self.result.probes_unavailable:

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from thinkstop.proxy.anchors import Anchors, apply_anchors
 from thinkstop.proxy.config import ModelEntry, ProxyConfig, ThinkstopOptions
 from thinkstop.proxy.engine.accounting import RunResult
+from thinkstop.proxy.engine.probing import ProbeSlots
 from thinkstop.proxy.engine.run import HaltingRun, RunOptions
 from thinkstop.proxy.engine.shadow import (
     chosen_for_shadow,
@@ -96,6 +97,8 @@ class Edge:
         self.budgets = budgets
         self.redact = redact
         self.traces = traces  # where shadow-mode traces go (None: not recorded)
+        # One cap on probes in flight for the whole replica (probes are shed first).
+        self.probe_slots = ProbeSlots(config.general_settings.probe_capacity())
 
     def route(self, name: str) -> tuple[ModelRoute, ModelEntry]:
         route = self.routes.get(name)
@@ -184,7 +187,8 @@ class Exchange:
                                 plan.run_options, log=self.log,
                                 probe_upstream=None if probe is None else probe.upstream,
                                 probe_name=None if probe is None else probe.name,
-                                probe_request=probe_request) for _ in range(n)]
+                                probe_request=probe_request,
+                                probe_slots=self.edge.probe_slots) for _ in range(n)]
         for run in self.runs:
             run.result.expose_probe_answers = plan.options.expose_probe_answers is True
         anchors = plan.route.anchors_for(plan.options)

@@ -96,7 +96,8 @@ class ProxyMetrics:
         ok = result.probes - result.probes_failed
         self.probes.labels(model, "ok").inc(max(0, ok))
         self.probes.labels(model, "failed").inc(result.probes_failed)
-        self.probes.labels(model, "skipped").inc(result.probes_skipped)
+        self.probes.labels(model, "skipped").inc(result.probes_skipped - result.probes_shed)
+        self.probes.labels(model, "shed").inc(result.probes_shed)
         if result.probes:
             self.probe_seconds.labels(model, result.probe_model or model).observe(
                 result.probe_seconds)

@@ -8,6 +8,7 @@ and the metrics account the probe model's tokens and time apart.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
@@ -140,3 +141,39 @@ async def test_a_slow_probe_model_shows_as_probe_lag(
                  if line.startswith('thinkstop_probe_lag_tokens_count{model="main"}'))
     assert float(count.split()[-1]) >= decision["probes_observed"]
     assert 'thinkstop_probe_lag_tokens_bucket{le="0.0",model="main"}' in text
+
+
+async def test_past_the_replicas_probe_cap_probes_are_shed_not_queued(
+    fake: FakeReasoningServer, probe_fake: FakeReasoningServer,
+) -> None:
+    """``max_probes_in_flight``: two streams at once against a slow probe model on a
+    replica that allows one probe in flight: the probes past the cap are shed (skipped
+    and counted), never queued, and both streams still finish whole."""
+    script = Script.overthinking(total=300, drift_at=1000, token_delay=0.004)
+    fake.reset(script)
+    probe_fake.reset(dataclasses.replace(script, probe_delay=0.3))
+    config = parse_config({
+        "general_settings": {"max_probes_in_flight": 1},
+        "model_list": [
+            {"model_name": "main", "litellm_params": _params(fake.base_url),
+             "thinkstop": {"probe_model": "prober", "chunk_tokens": 32, "probe_timeout": 5.0,
+                           "policy": "consistency:window=100"}},
+            {"model_name": "prober", "litellm_params": _params(probe_fake.base_url)},
+        ]}, environ={"FAKE_UPSTREAM_KEY": UPSTREAM_KEY})
+    upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
+                 for e in config.model_list}
+    with ServerThread(create_app(config, upstreams, log_stream=LockedBuffer()),
+                      lifespan="on") as server:
+        url = f"{server.url}/v1"
+        async with openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0,
+                                      timeout=60) as client:
+            replies = await asyncio.gather(*(client.chat.completions.create(
+                model="main", messages=PROMPT) for _ in range(2)))
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"{server.url}/metrics")).text
+    decisions = [r.model_dump()["thinkstop"] for r in replies]
+    shed = sum(d["probes_shed"] for d in decisions)
+    assert shed > 0 and all(d["probes_shed"] <= d["probes_skipped"] for d in decisions)
+    assert all(r.choices[0].message.content for r in replies)
+    assert probe_fake.stats.probe_requests == sum(d["probes"] for d in decisions)
+    assert f'thinkstop_probes_total{{model="main",outcome="shed"}} {float(shed)}' in text
