@@ -47,10 +47,9 @@ def _serve_fake(port: int, tokens: int, delay: float) -> None:
 
 def _serve_proxy(port: int, fake_url: str, chunk_tokens: int) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import uvicorn
-
     from thinkstop.proxy.config import parse_config
     from thinkstop.proxy.http.app import create_app
+    from thinkstop.proxy.http.server import build_server
     from thinkstop.proxy.upstreams.registry import build_upstream
 
     config = parse_config({
@@ -60,12 +59,12 @@ def _serve_proxy(port: int, fake_url: str, chunk_tokens: int) -> None:
                                       "chunk_tokens": chunk_tokens}}],
         "general_settings": {"log_level": "warning"},
     }, environ={})
-    upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
+    upstreams = {e.model_name: build_upstream(e.model_name, config.upstream_params(e))
                  for e in config.model_list}
     with open(os.devnull, "w") as sink:
         app = create_app(config, upstreams, log_stream=sink)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=5)
+        # The server `thinkstop serve` runs: its connection guard is part of the cost.
+        build_server(app, config, host="127.0.0.1", port=port).run()
 
 
 def _wait_ready(url: str, timeout: float = 30.0) -> None:

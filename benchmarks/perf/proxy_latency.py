@@ -50,10 +50,9 @@ def _serve_fake(port: int, tokens: int, delay: float) -> None:
 
 def _serve_proxy(port: int, fake_url: str, chunk_tokens: int) -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import uvicorn
-
     from thinkstop.proxy.config import parse_config
     from thinkstop.proxy.http.app import create_app
+    from thinkstop.proxy.http.server import build_server
     from thinkstop.proxy.upstreams.registry import build_upstream
 
     entries = []
@@ -68,11 +67,11 @@ def _serve_proxy(port: int, fake_url: str, chunk_tokens: int) -> None:
                         "thinkstop": {"policy": "consistency:window=100000",
                                       "chunk_tokens": chunk_tokens, "max_tokens": 1000000}})
     config = parse_config({"model_list": entries, "general_settings": {"log_level": "warning"}})
-    upstreams = {e.model_name: build_upstream(e.model_name, e.litellm_params)
+    upstreams = {e.model_name: build_upstream(e.model_name, config.upstream_params(e))
                  for e in config.model_list}
-    # The same server settings as `thinkstop serve` (uvloop and httptools when installed).
-    uvicorn.run(create_app(config, upstreams), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False)
+    # The server `thinkstop serve` runs (uvloop and httptools when installed, and its
+    # connection guard).
+    build_server(create_app(config, upstreams), config, host="127.0.0.1", port=port).run()
 
 
 @dataclass
