@@ -4,14 +4,13 @@ and every way it can be misconfigured stops the run before any call, with a clea
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.cli import bench_main
 from thinkstop.benchmarks.anchoring import AnchorsUnavailable, generated_anchors
-from thinkstop.benchmarks.cli import add_bench_parser
 from thinkstop.benchmarks.tasks import Options, load_items
 from thinkstop.proxy.testing import VOCABULARY, FakeReasoningServer, Script, words
 
@@ -21,12 +20,6 @@ SCRIPT = Script(reasoning=REASONING, answer=[" The", " answer", " is", " <answer
                 probe_answers=[(0, "5"), (200, "6")])
 
 
-def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="thinkstop")
-    add_bench_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def fake():
 
 def _bench(fake: FakeReasoningServer, out: Path, *extra: str, task: str = "grades_regression"
            ) -> int:
-    return _main([
+    return bench_main([
         "bench", "run", "--model", "openai/fake", "--api-base", fake.base_url,
         "--api-key", "k", "--tasks", task, "--n", "3", "--samples", "1",
         "--budgets", "0,256", "--chunk-tokens", "128", "--max-reasoning", "512",

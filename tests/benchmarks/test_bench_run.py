@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import bench_main
 from tests.fakes import VOCABULARY, FakeReasoningServer, Script, words
-from thinkstop.benchmarks.cli import add_bench_parser
 
 # The fake tells probes from main calls by finding its reasoning in the prompt, so the
 # reasoning must not start with a word the task prompts contain.
@@ -22,14 +22,6 @@ SCRIPT = Script(
 )
 
 
-def _main(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="thinkstop")
-    add_bench_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def _rows(out: Path) -> dict[str, dict]:
@@ -44,7 +36,7 @@ def fake():
 
 
 def _run(fake: FakeReasoningServer, out: Path, *extra: str) -> int:
-    return _main(
+    return bench_main(
         [
             "bench",
             "run",
@@ -149,7 +141,7 @@ def test_bench_run_writes_files_and_numbers(fake, tmp_path):
 
     # `bench report` rebuilds the same summary from the files.
     (out / "summary.json").unlink()
-    assert _main(["bench", "report", str(out), "--no-plots"]) == 0
+    assert bench_main(["bench", "report", str(out), "--no-plots"]) == 0
     assert json.loads((out / "summary.json").read_text()) == summary
 
 
@@ -179,7 +171,7 @@ def test_resume_refuses_other_settings(fake, tmp_path):
 
 def test_bench_sample_prints_items(capsys, data_dir):
     assert (
-        _main(
+        bench_main(
             [
                 "bench",
                 "sample",
@@ -199,7 +191,8 @@ def test_bench_sample_prints_items(capsys, data_dir):
     assert items[0]["messages"][0]["role"] == "system"
     assert {"id", "task", "messages", "expected", "meta"} <= set(items[0])
     assert (
-        _main(["bench", "sample", "--task", "famous_paradoxes", "--n", "1", "--budget", "0"]) == 0
+        bench_main(["bench", "sample", "--task", "famous_paradoxes", "--n", "1",
+                    "--budget", "0"]) == 0
     )
     assert "Don't think" in capsys.readouterr().out
 
@@ -229,7 +222,7 @@ def test_a_missing_embedded_engine_stops_the_run_with_the_install_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     _hide(monkeypatch, "xllamacpp")
-    code = _main(["bench", "run", "--model", "local/qwen2.5-coder-1.5b", "--tasks",
+    code = bench_main(["bench", "run", "--model", "local/qwen2.5-coder-1.5b", "--tasks",
                   "misleading_math", "--n", "1", "--out", str(tmp_path / "run")])
     assert code == 2
     assert "pip install 'thinkstop[local]'" in capsys.readouterr().err

@@ -3,13 +3,12 @@ early and wrong late gives an inverse truncation curve), and the verdict rules."
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
-from thinkstop.benchmarks.cli import add_bench_parser
+from tests.cli import bench_main
 from thinkstop.benchmarks.gate import check_curve, gate
 from thinkstop.proxy.testing import VOCABULARY, FakeReasoningServer, Script, words
 
@@ -29,12 +28,6 @@ RIGHT_EARLY_WRONG_LATE = _script([(0, "7"), (200, "2"), (2000, "9")], final="9")
 WRONG_EARLY_RIGHT_LATE = _script([(0, "7"), (2000, "2")], final="2")
 
 
-def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="thinkstop")
-    add_bench_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +37,7 @@ def fake():
 
 
 def _bench(fake: FakeReasoningServer, out: Path) -> int:
-    return _main([
+    return bench_main([
         "bench", "run", "--model", "openai/fake", "--api-base", fake.base_url,
         "--api-key", "k", "--tasks", "misleading_math", "--n", "6",
         "--budgets", "256,4096", "--regimes", "truncate", "--chunk-tokens", "256",
@@ -65,7 +58,7 @@ def test_an_inverse_curve_fails_the_gate(fake, tmp_path, capsys):
     assert _bench(fake, out) == 0
     junit, summary = tmp_path / "gate.xml", tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    code = _main(["bench", "gate", str(out), "--junit", str(junit), "--summary", str(summary)])
+    code = bench_main(["bench", "gate", str(out), "--junit", str(junit), "--summary", str(summary)])
     assert code == 1
     cases = _cases(junit)
     assert list(cases) == ["misleading_math"]
@@ -86,14 +79,14 @@ def test_a_rising_curve_passes_the_gate(fake, tmp_path):
     out = tmp_path / "run"
     assert _bench(fake, out) == 0
     junit = tmp_path / "gate.xml"
-    assert _main(["bench", "gate", str(out), "--junit", str(junit)]) == 0
+    assert bench_main(["bench", "gate", str(out), "--junit", str(junit)]) == 0
     case = _cases(junit)["misleading_math"]
     assert case.find("failure") is None and case.find("skipped") is None
     assert "positive" in (case.findtext("system-out") or "")
 
 
 def test_a_folder_without_results_is_a_usage_error(tmp_path, capsys):
-    assert _main(["bench", "gate", str(tmp_path)]) == 2
+    assert bench_main(["bench", "gate", str(tmp_path)]) == 2
     assert "no items.jsonl or summary.json" in capsys.readouterr().err
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import bench_main
 from thinkstop.benchmarks.cli import add_bench_parser
 from thinkstop.benchmarks.tasks import Options, load_items
 from thinkstop.benchmarks.tasks.base import OPEN_SUFFIX
@@ -40,12 +41,6 @@ def _write(path: Path, rows: list[object]) -> Path:
     return path
 
 
-def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="thinkstop")
-    add_bench_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def test_open_ended_items_run_as_written_with_the_papers_answer_format(tmp_path):
@@ -126,14 +121,14 @@ def test_bench_sample_reads_an_items_file(tmp_path, capsys):
     path = _write(tmp_path / "math.jsonl", COUNTING)
     argv = ["bench", "sample", "--task", "misleading_math", "--items", str(path), "--n", "3",
             "--json"]
-    assert _main(argv) == 0
+    assert bench_main(argv) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [p["id"] for p in printed] == ["misleading_math-L00001", "misleading_math-L00002",
                                           "misleading_math-L00003"]
     assert printed[0]["messages"][1]["content"].startswith("You hold a pear and a plum.")
     bad = _write(tmp_path / "bad.jsonl", [COUNTING[0], {"answer": 2}])
     argv = ["bench", "sample", "--task", "misleading_math", "--items", str(bad)]
-    assert _main(argv) == 2
+    assert bench_main(argv) == 2
     assert f"{bad}:2: missing 'prompt'" in capsys.readouterr().err
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import httpx
 
 from tests.fakes import ServerThread, free_port
 from tests.proxy.conftest import LockedBuffer, Proxy
@@ -89,3 +92,26 @@ def running(cfg: ProxyConfig, *, budget_store: CounterStore | None = None
         yield Proxy(f"{server.url}/v1", logs), app
     finally:
         server.stop()
+
+
+async def read_stream(proxy: Proxy, body: dict[str, Any], *, read_timeout: float = 20
+                      ) -> tuple[str, str, list[Any], int]:
+    """(reasoning, content, decoded events incl. "[DONE]", largest line in bytes) of a
+    streamed chat request; exactly one ``[DONE]``, last."""
+    events: list[Any] = []
+    largest = 0
+    async with httpx.AsyncClient(timeout=read_timeout) as http, http.stream(
+            "POST", f"{proxy.url}/chat/completions", json={**body, "stream": True}) as reply:
+        assert reply.status_code == 200, await reply.aread()
+        async for line in reply.aiter_lines():
+            largest = max(largest, len(line))
+            if line.startswith("data: "):
+                data = line[6:]
+                events.append(data if data == "[DONE]" else json.loads(data))
+    assert events.count("[DONE]") == 1 and events[-1] == "[DONE]"
+    reasoning = content = ""
+    for event in events[:-1]:
+        for choice in event.get("choices", []):
+            reasoning += choice["delta"].get("reasoning_content") or ""
+            content += choice["delta"].get("content") or ""
+    return reasoning, content, events, largest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from tests.fakes import FakeReasoningServer, Script, words
-from tests.hardening.proxies import LoopProbe
+from tests.hardening.proxies import LoopProbe, read_stream
 from tests.proxy.conftest import Proxy
 
 PROMPT = [{"role": "user", "content": "How many apples?"}]
@@ -26,20 +25,7 @@ async def post(proxy: Proxy, body: dict[str, Any]) -> httpx.Response:
 
 async def stream(proxy: Proxy, body: dict[str, Any]) -> tuple[str, str, list[Any]]:
     """(reasoning, content, decoded events incl. "[DONE]") of a streamed request."""
-    events: list[Any] = []
-    async with httpx.AsyncClient(timeout=20) as http, http.stream(
-            "POST", f"{proxy.url}/chat/completions", json={**body, "stream": True}) as reply:
-        assert reply.status_code == 200
-        async for line in reply.aiter_lines():
-            if line.startswith("data: "):
-                data = line[6:]
-                events.append(data if data == "[DONE]" else json.loads(data))
-    assert events.count("[DONE]") == 1 and events[-1] == "[DONE]"
-    reasoning = content = ""
-    for event in events[:-1]:
-        for choice in event.get("choices", []):
-            reasoning += choice["delta"].get("reasoning_content") or ""
-            content += choice["delta"].get("content") or ""
+    reasoning, content, events, _ = await read_stream(proxy, body)
     return reasoning, content, events
 
 

@@ -5,7 +5,6 @@ one huge delta is split, so its tokens are counted and the reasoning cap holds i
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.fakes import FakeReasoningServer, Script, words
-from tests.hardening.proxies import ENV, LoopProbe, models, running
+from tests.hardening.proxies import ENV, LoopProbe, models, read_stream, running
 from tests.proxy.conftest import Proxy
 from thinkstop.proxy.config import parse_config
 from thinkstop.proxy.upstreams.base import UpstreamError
@@ -44,23 +43,7 @@ def limits(fake_upstream: FakeReasoningServer) -> Iterator[tuple[Proxy, LoopProb
 
 async def stream(proxy: Proxy, body: dict[str, Any]) -> tuple[str, str, list[Any], int]:
     """(reasoning, content, decoded events incl. "[DONE]", largest frame in bytes)."""
-    events: list[Any] = []
-    largest = 0
-    async with httpx.AsyncClient(timeout=30) as http, http.stream(
-            "POST", f"{proxy.url}/chat/completions", json={**body, "stream": True}) as reply:
-        assert reply.status_code == 200, await reply.aread()
-        async for line in reply.aiter_lines():
-            largest = max(largest, len(line))
-            if line.startswith("data: "):
-                data = line[6:]
-                events.append(data if data == "[DONE]" else json.loads(data))
-    assert events.count("[DONE]") == 1 and events[-1] == "[DONE]"
-    reasoning = content = ""
-    for event in events[:-1]:
-        for choice in event.get("choices", []):
-            reasoning += choice["delta"].get("reasoning_content") or ""
-            content += choice["delta"].get("content") or ""
-    return reasoning, content, events, largest
+    return await read_stream(proxy, body, read_timeout=30)
 
 
 def decision_of(events: list[Any]) -> dict[str, Any]:
