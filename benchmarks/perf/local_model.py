@@ -29,6 +29,7 @@ import threading
 import time
 from typing import Any
 
+from thinkstop.benchmarks.perf.sse_client import stream_chunks
 from thinkstop.proxy.upstreams.base import ChatRequest, StreamEvent
 from thinkstop.proxy.upstreams.local.adapter import DEFAULT_MODEL, LocalUpstream
 from thinkstop.proxy.upstreams.local.engine import GREEDY, Token
@@ -134,26 +135,19 @@ class _Server:
 
 
 def _post_stream(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    import httpx
-
     start = time.perf_counter()
     first: float | None = None
     content = ""
     decision: dict[str, Any] = {}
     usage: dict[str, Any] = {}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as resp:
-        resp.raise_for_status()
-        for line in resp.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            decision = chunk.get("thinkstop") or decision
-            usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices", []):
-                delta = choice.get("delta", {})
-                if first is None and (delta.get("reasoning_content") or delta.get("content")):
-                    first = time.perf_counter()
-                content += delta.get("content") or ""
+    for chunk in stream_chunks(url, body):
+        decision = chunk.get("thinkstop") or decision
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices", []):
+            delta = choice.get("delta", {})
+            if first is None and (delta.get("reasoning_content") or delta.get("content")):
+                first = time.perf_counter()
+            content += delta.get("content") or ""
     total = time.perf_counter() - start
     return {
         "total_s": round(total, 2),

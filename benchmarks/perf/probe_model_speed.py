@@ -36,22 +36,17 @@ QUESTION = "How many legs do 3 cats have?"
 
 
 def _stream(url: str, model: str, options: dict[str, Any]) -> dict[str, Any]:
-    import httpx
+    from thinkstop.benchmarks.perf.sse_client import stream_chunks
 
     stamps: list[float] = []
     decision: dict[str, Any] = {}
     body = {"model": model, "stream": True, "thinkstop": options,
             "messages": [{"role": "user", "content": QUESTION}]}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as resp:
-        resp.raise_for_status()
-        for line in resp.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            decision = chunk.get("thinkstop") or decision
-            for choice in chunk.get("choices", []):
-                if choice.get("delta", {}).get("reasoning_content"):
-                    stamps.append(time.perf_counter())
+    for chunk in stream_chunks(url, body):
+        decision = chunk.get("thinkstop") or decision
+        for choice in chunk.get("choices", []):
+            if choice.get("delta", {}).get("reasoning_content"):
+                stamps.append(time.perf_counter())
     span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
     return {
         "reasoning_deltas": len(stamps),
