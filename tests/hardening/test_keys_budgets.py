@@ -102,7 +102,11 @@ async def test_per_request_cap_forces_an_answer(keyed: tuple[Proxy, LoopProbe],
         data = reply.json()
         assert data["thinkstop"]["reason"] == "budget_cap"
         assert data["thinkstop"]["budget_cap"] == 100
-        assert data["thinkstop"]["reasoning_tokens"] == 100
+        # The 100th word is kept only if the upstream's next word (a space first) had
+        # already arrived when the cut fell; otherwise it is snapped off: timing decides.
+        decision = data["thinkstop"]
+        assert decision["reasoning_tokens"] + decision["cut_snapped_tokens"] == 100
+        assert decision["cut_snapped_tokens"] <= 1
         assert data["choices"][0]["message"]["content"] == "Final answer: 7."
     master = (await chat(proxy, MASTER, thinkstop=NEVER_HALT)).json()["thinkstop"]
     assert master["reason"] == "natural" and master["budget_cap"] is None
