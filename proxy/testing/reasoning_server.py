@@ -84,6 +84,9 @@ class FakeStats:
     continuation_failures: int = 0
     continuations_closed_early: int = 0
     tool_calls_sent: list[tuple[str, str, str]] = field(default_factory=list)  # kind, name, args
+    # The client ports requests came from: one per TCP connection, so a client that
+    # reuses its connections shows fewer ports than requests.
+    client_ports: set[int] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> list[RequestRecord]:
         return [r for r in self.requests if r.kind == kind]
@@ -196,6 +199,8 @@ class FakeReasoningServer:
             return
         stats = self.stats
         stats.open_requests += 1
+        if scope.get("client"):
+            stats.client_ports.add(int(scope["client"][1]))
         try:
             await self._answer(scope, receive, send)
         finally:
@@ -244,6 +249,7 @@ class FakeReasoningServer:
         asked = _logprobs_asked(chat, body) if kind != "probe" else None
         reply = Reply(chat=chat, model=str(body.get("model")), send=send,
                        logprobs=asked, logprob=script.answer_logprob)
+        reply.linger_after_done = script.linger_after_done
         echo = f" (sent: {auth})" if script.echo_auth_on_error else ""
         if kind == "main":
             if script.fail_main is not None and (

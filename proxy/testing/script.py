@@ -82,6 +82,7 @@ class Script:
     main_delay: float = 0.0  # wait before answering a main call at all (no headers)
     stall_after: int | None = None  # after N reasoning tokens send nothing, until closed
     headers_only: bool = False  # a main stream's response headers, then nothing, until closed
+    linger_after_done: float = 0.0  # seconds the body stays open after [DONE] (comments)
     malformed_after: int | None = None  # after N reasoning tokens send a malformed SSE line
     # (i, text): the i-th reasoning (or answer) token is ``text``, sent as one delta: a
     # megabyte of it is one long SSE line (usage still counts it as one token)

@@ -4,6 +4,7 @@ them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -92,6 +93,9 @@ class Reply:
         self.id = f"fake-{uuid.uuid4().hex[:12]}"
         self.created = int(time.time())
         self._first = True
+        # Seconds to keep the body open after ``[DONE]``, sending comment lines: a server
+        # that never ends its finished stream (the client must not wait on it).
+        self.linger_after_done = 0.0
 
     def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
@@ -145,6 +149,11 @@ class Reply:
             payload["usage"] = usage
             await self._event(payload)
         await self._event("[DONE]")
+        deadline = time.monotonic() + self.linger_after_done
+        while time.monotonic() < deadline:
+            await self.send({"type": "http.response.body", "body": b": still here\n\n",
+                             "more_body": True})
+            await asyncio.sleep(0.02)
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def whole(self, text: str | None, reasoning: str | None, usage: dict[str, Any],

@@ -11,6 +11,7 @@ line from a broken or hostile upstream never sits whole in memory.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -26,6 +27,12 @@ from thinkstop.proxy.upstreams.base import FailureKind, UpstreamError
 MAX_LINE_BYTES: Final = 1024 * 1024  # general_settings.upstream_max_line_bytes
 LINE_KEY: Final = "max_line_bytes"  # the litellm_params key that overrides it per model
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # the three line ends the SSE spec allows
+# What is read after ``[DONE]`` (normally only the body's last chunk) so that the
+# connection goes back to the pool: closing a response before its end closes the
+# connection, and a new one per request added about a millisecond to every stream's first
+# token. A server that keeps sending or never ends its body is closed as before.
+_DRAIN_SECONDS: Final = 0.25
+_DRAIN_BYTES: Final = 64 * 1024
 
 
 class ClientPool:
@@ -177,6 +184,21 @@ async def bounded_lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncGenera
         yield pending
 
 
+async def _drain(lines: AsyncIterator[bytes]) -> None:
+    """Read the rest of a finished stream, within :data:`_DRAIN_SECONDS` and
+    :data:`_DRAIN_BYTES`; what follows ``[DONE]`` is never passed on, and a failure here
+    only costs the connection."""
+    seen = 0
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for line in lines:
+                seen += len(line)
+                if seen > _DRAIN_BYTES:
+                    return
+    except (TimeoutError, httpx.HTTPError, UpstreamError):
+        return
+
+
 async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
                      headers: Mapping[str, str], *, max_line_bytes: int = MAX_LINE_BYTES,
                      ) -> AsyncGenerator[dict[str, Any], None]:
@@ -192,11 +214,13 @@ async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any
     try:
         async with client.stream("POST", url, json=body, headers=dict(headers)) as response:
             await _check(response)
-            async for line in bounded_lines(response.aiter_bytes(), max_line_bytes):
+            lines = bounded_lines(response.aiter_bytes(), max_line_bytes)
+            async for line in lines:
                 if not line.startswith(b"data:"):
                     continue  # blank separators, comments, event: lines
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    await _drain(lines)
                     return
                 try:
                     payload = json.loads(data)

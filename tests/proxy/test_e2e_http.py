@@ -184,3 +184,35 @@ async def test_service_endpoints(client: openai.AsyncOpenAI, proxy: Proxy,
         assert "/v1/chat/completions" in schema["paths"]
     models = await client.models.list()
     assert {m.id for m in models.data} == {"chat", "raw", "prefill", "lite", "hidden"}
+
+
+async def test_finished_streams_leave_their_upstream_connection_for_the_next(
+    proxy: Proxy, fake: FakeReasoningServer
+) -> None:
+    """A stream read to ``[DONE]`` is read to its end, so its connection goes back to the
+    pool: closing it one read early made every request open a new TCP connection (about
+    a millisecond more to each first token)."""
+    fake.reset(Script(reasoning=words(8)))
+    body = {"model": "chat", "messages": PROMPT, "stream": True,
+            "thinkstop": {"policy": "fixed:budget=100000"}}  # no probes: main streams only
+    for _ in range(24):
+        assert (await sse_events(proxy, body))[-1] == "[DONE]"
+    assert fake.stats.main_streams == 24
+    # Eight pooled clients take requests in turn (ClientPool): at most one connection
+    # each when every stream is handed back; 24 without reuse.
+    assert len(fake.stats.client_ports) <= 8
+
+
+async def test_a_server_that_never_ends_its_finished_stream_does_not_hold_the_reply(
+    proxy: Proxy, fake: FakeReasoningServer
+) -> None:
+    """Reading past ``[DONE]`` is bounded (a quarter second): a server that keeps its body
+    open with comment lines costs the connection, not the client's wait."""
+    fake.reset(Script(reasoning=words(8), linger_after_done=5.0))
+    body = {"model": "chat", "messages": PROMPT, "stream": True,
+            "thinkstop": {"policy": "fixed:budget=100000"}}
+    started = asyncio.get_running_loop().time()
+    events = await sse_events(proxy, body)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert events[-1] == "[DONE]" and json.loads(events[-2])["thinkstop"]["reason"] == "natural"
+    assert elapsed < 2.5  # the linger is 5 s; the drain gives up after 0.25 s
