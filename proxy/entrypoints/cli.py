@@ -12,6 +12,7 @@ their subcommand runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -45,7 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:
+        # The reader left early (``| head``): not a failure worth a traceback. Point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again,
+        # and exit as a command killed by SIGPIPE does (128 + 13).
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        return 141
     return code
 
 
