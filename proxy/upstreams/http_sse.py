@@ -12,6 +12,7 @@ line from a broken or hostile upstream never sits whole in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -33,6 +34,15 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")  # the three line ends the SSE spec allow
 # token. A server that keeps sending or never ends its body is closed as before.
 _DRAIN_SECONDS: Final = 0.25
 _DRAIN_BYTES: Final = 64 * 1024
+# An idle pooled connection is dropped by the client after this many seconds: well under
+# the shortest server keep-alive seen (uvicorn, hence vLLM and SGLang: 5 s), so the client
+# does not send on a connection the server is closing. httpx's default equals uvicorn's,
+# which made the two race.
+KEEPALIVE_EXPIRY: Final = 2.0
+# What a pooled connection that the server closed as the request went out raises before
+# any reply byte: the request was not served, so it is sent once more at once, on a new
+# connection (as browsers do, RFC 9112 section 9.3.1). Timeouts are not among them.
+_UNANSWERED: Final = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class ClientPool:
@@ -50,7 +60,8 @@ class ClientPool:
                  connections_per_shard: int = 128,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         limits = httpx.Limits(max_connections=connections_per_shard,
-                              max_keepalive_connections=max(1, connections_per_shard // 2))
+                              max_keepalive_connections=max(1, connections_per_shard // 2),
+                              keepalive_expiry=KEEPALIVE_EXPIRY)
         self._clients = [
             httpx.AsyncClient(timeout=httpx.Timeout(timeout or 600.0, connect=10.0),
                               limits=limits, transport=transport)
@@ -119,7 +130,10 @@ async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any]
                     headers: Mapping[str, str]) -> dict[str, Any]:
     """POST and return the decoded JSON reply."""
     try:
-        response = await client.post(url, json=body, headers=dict(headers))
+        try:
+            response = await client.post(url, json=body, headers=dict(headers))
+        except _UNANSWERED:
+            response = await client.post(url, json=body, headers=dict(headers))
         await _check(response)
         payload = response.json()
     except httpx.HTTPError as exc:
@@ -199,6 +213,23 @@ async def _drain(lines: AsyncIterator[bytes]) -> None:
         return
 
 
+@contextlib.asynccontextmanager
+async def _answered_stream(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
+                           headers: Mapping[str, str]) -> AsyncIterator[httpx.Response]:
+    """``client.stream("POST", ...)``, sent a second time if the first attempt's connection
+    closed before any reply (see :data:`_UNANSWERED`); once the reply has begun, a failure
+    is the caller's."""
+    request = client.build_request("POST", url, json=body, headers=dict(headers))
+    try:
+        response = await client.send(request, stream=True)
+    except _UNANSWERED:
+        response = await client.send(request, stream=True)
+    try:
+        yield response
+    finally:
+        await response.aclose()
+
+
 async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
                      headers: Mapping[str, str], *, max_line_bytes: int = MAX_LINE_BYTES,
                      ) -> AsyncGenerator[dict[str, Any], None]:
@@ -212,7 +243,7 @@ async def stream_sse(client: httpx.AsyncClient, url: str, body: Mapping[str, Any
     """
     finished = False
     try:
-        async with client.stream("POST", url, json=body, headers=dict(headers)) as response:
+        async with _answered_stream(client, url, body, headers) as response:
             await _check(response)
             lines = bounded_lines(response.aiter_bytes(), max_line_bytes)
             async for line in lines:
