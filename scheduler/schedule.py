@@ -43,6 +43,11 @@ class Schedule:
     def spec(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def first_due(self) -> int:  # pragma: no cover - abstract
+        """Reasoning tokens before which no probe is ever due (the first possible one)."""
+        raise NotImplementedError
+
 
 @dataclass
 class Fixed(Schedule):
@@ -64,6 +69,10 @@ class Fixed(Schedule):
 
     def spec(self) -> str:
         return f"fixed:every={self.every}"
+
+    @property
+    def first_due(self) -> int:
+        return self.every
 
 
 @dataclass
@@ -91,6 +100,10 @@ class Geometric(Schedule):
     def spec(self) -> str:
         return f"geometric:first={self.first},factor={self.factor},max_gap={self.max_gap}"
 
+    @property
+    def first_due(self) -> int:
+        return self.first
+
 
 @dataclass
 class Transitions(Schedule):
@@ -114,6 +127,10 @@ class Transitions(Schedule):
 
     def spec(self) -> str:
         return f"transitions:min_gap={self.min_gap},max_gap={self.max_gap}"
+
+    @property
+    def first_due(self) -> int:
+        return self.min_gap
 
 
 Converter = type[int] | type[float]

@@ -170,6 +170,7 @@ class HaltingRun:
         self._after_halt = ""  # the first reasoning text that arrived after the halt
         self._chunk_text: list[str] = []
         self._schedule = create_schedule(options.probe_schedule, options.chunk_tokens)
+        self._hold_from = self._earliest_halt() - _HOLD_LEAD
         self._thinking_done = False
         self._halt_reason: str | None = None
         # Every probe's observation, in boundary order (recorded traces are made of them).
@@ -367,14 +368,31 @@ class HaltingRun:
         client saw, what the probes read and what the continuation continues from all end
         at whole words. The held tail is released when the next whitespace arrives, when
         the reasoning ends by itself, or once it is longer than any word (``_MAX_WORD``).
+        Holding costs each token one token's wait, the first one included, so it starts
+        only ``_HOLD_LEAD`` tokens before the first point where this run can halt.
         """
         tail = self._tail + text
-        cut = len(tail) if final or len(tail) > _MAX_WORD else _word_end(tail)
+        free = final or len(tail) > _MAX_WORD or self.result.main.reasoning < self._hold_from
+        cut = len(tail) if free else _word_end(tail)
         ready, self._tail = tail[:cut], tail[cut:]
         if ready:
             self._reasoning.append(ready)
             self._chunk_text.append(ready)
             out.append(Delta("reasoning", ready))
+
+    def _earliest_halt(self) -> int:
+        """Reasoning tokens before which nothing can halt this run: not its caps, not a
+        probe's verdict (none is taken before the schedule's first boundary, and the
+        policy ignores verdicts before ``min_tokens``). An upstream failure can come
+        earlier; its forced answer may then follow a partial word."""
+        if not self.options.enabled:
+            return _NEVER
+        points = [cap for cap in (self.policy.max_tokens, self.options.completion_cap)
+                  if cap is not None]
+        if self.probing:
+            first = 0 if self.options.probe_at_start else self._schedule.first_due
+            points.append(max(first, self.policy.rails.min_tokens))
+        return min(points, default=_NEVER)
 
     def _snap(self) -> str:
         """At a halt: drop the held partial word, unless what the upstream had already
@@ -554,6 +572,10 @@ def _observation(outcome: ProbeOutcome) -> Observation | None:
 
 _WORD_CLOSERS = frozenset(".,;:!?)]}\"'")
 _MAX_WORD = 48  # characters: a tail longer than this is no word, so it is not held back
+# Tokens before the first possible halt at which holding back partial words begins: a word
+# longer than this that straddles the first halt point may be cut inside (none seen).
+_HOLD_LEAD = 16
+_NEVER = 1 << 62  # tokens: a run that cannot halt
 
 
 def _word_end(text: str) -> int:

@@ -230,6 +230,25 @@ async def test_a_held_partial_word_is_released_when_the_thinking_ends() -> None:
     assert halting.result.cut_snapped_tokens == 0
 
 
+@pytest.mark.parametrize(("spec", "first"), [
+    # The first possible halt is 64 tokens away: nothing to protect, nothing held.
+    ("plateau", "Okay"),
+    # A cut at 10 tokens: from the start, a word is held until the next one begins.
+    ("fixed:budget=10", "Okay,"),
+])
+async def test_words_are_held_back_only_near_a_point_where_the_run_can_halt(
+    spec: str, first: str
+) -> None:
+    """Holding a partial word delays every token by one, the first one too (time to first
+    token), so it starts only a few tokens before the run's first possible halt."""
+    upstream = MemoryUpstream(Script(reasoning=["Okay", ",", " so", " 1", "7", " now"],
+                                     token_delay=0.01))
+    halting = await run(upstream, spec, chunk_tokens=64)
+    deltas = [d.text async for d in halting.events() if d.kind == "reasoning"]
+    assert deltas[0] == first
+    assert "".join(deltas) == "Okay, so 17 now"
+
+
 async def test_a_soft_halt_falls_back_to_hard_where_the_upstream_cannot() -> None:
     upstream = MemoryUpstream(Script.overthinking(total=400, settle_at=20, token_delay=0.001))
     halting = await run(upstream, "consistency:window=2", halt="soft", grace_tokens=16)
