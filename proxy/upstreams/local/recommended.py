@@ -11,9 +11,9 @@ its ``tune.txt``)::
 
     thinkstop tune benchmarks/results/local-qwen1.5b/traces.jsonl --by task --max-loss 0.02
 
-On the 111 committed traces (30 per family, 21 for zebra) that run recommends a fixed
-reasoning budget of 160 tokens: held out, accuracy 0.153 [0.098, 0.232] at 163 tokens,
-against natural's 0.135 [0.084, 0.211] at 302 and no thinking's 0.135. It halves the
+On the 120 committed traces (30 per family) that run recommends a fixed reasoning
+budget of 160 tokens: held out, accuracy 0.167 [0.111, 0.243] at 169 tokens, against
+natural's 0.133 [0.084, 0.206] at 309 and no thinking's 0.142. It halves the
 tokens at natural's accuracy and needs no probes; it does not beat no thinking
 significantly on this model, which the README says plainly. No probing policy did better
 here: the model's probe answers are too poorly calibrated to tell when to stop. A model served
