@@ -130,10 +130,8 @@ async def post_json(client: httpx.AsyncClient, url: str, body: Mapping[str, Any]
                     headers: Mapping[str, str]) -> dict[str, Any]:
     """POST and return the decoded JSON reply."""
     try:
-        try:
-            response = await client.post(url, json=body, headers=dict(headers))
-        except _UNANSWERED:
-            response = await client.post(url, json=body, headers=dict(headers))
+        request = client.build_request("POST", url, json=body, headers=dict(headers))
+        response = await _send(client, request, stream=False)
         await _check(response)
         payload = response.json()
     except httpx.HTTPError as exc:
@@ -213,17 +211,22 @@ async def _drain(lines: AsyncIterator[bytes]) -> None:
         return
 
 
+async def _send(client: httpx.AsyncClient, request: httpx.Request, *,
+                stream: bool) -> httpx.Response:
+    """``client.send``, a second time if the first attempt's connection closed before any
+    reply (see :data:`_UNANSWERED`); once the reply has begun, a failure is the caller's."""
+    try:
+        return await client.send(request, stream=stream)
+    except _UNANSWERED:
+        return await client.send(request, stream=stream)
+
+
 @contextlib.asynccontextmanager
 async def _answered_stream(client: httpx.AsyncClient, url: str, body: Mapping[str, Any],
                            headers: Mapping[str, str]) -> AsyncIterator[httpx.Response]:
-    """``client.stream("POST", ...)``, sent a second time if the first attempt's connection
-    closed before any reply (see :data:`_UNANSWERED`); once the reply has begun, a failure
-    is the caller's."""
+    """``client.stream("POST", ...)`` through :func:`_send`."""
     request = client.build_request("POST", url, json=body, headers=dict(headers))
-    try:
-        response = await client.send(request, stream=True)
-    except _UNANSWERED:
-        response = await client.send(request, stream=True)
+    response = await _send(client, request, stream=True)
     try:
         yield response
     finally:

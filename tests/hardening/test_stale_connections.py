@@ -81,17 +81,14 @@ async def collect(client: httpx.AsyncClient, url: str) -> list[dict[str, object]
     return [chunk async for chunk in stream_sse(client, f"{url}/stream", {"stream": True}, {})]
 
 
-async def test_a_stream_on_a_connection_closed_unanswered_is_sent_again() -> None:
+async def test_a_stream_on_a_connection_closed_unanswered_is_sent_again(
+    client: httpx.AsyncClient,
+) -> None:
     server = ClosingServer()
-    pool = ClientPool(10.0, shards=1)
-    client = pool.pick()
-    try:
-        async with server as url:
-            for _ in range(4):
-                chunks = await collect(client, url)
-                assert chunks[-1]["choices"][0]["finish_reason"] == "stop"  # type: ignore[index]
-    finally:
-        await pool.aclose()
+    async with server as url:
+        for _ in range(4):
+            chunks = await collect(client, url)
+            assert chunks[-1]["choices"][0]["finish_reason"] == "stop"  # type: ignore[index]
     # Every reuse was dropped and sent again on a new connection: 4 answers, none lost.
     assert server.served == 4 and server.dropped == 3 and server.connections == 4
 
@@ -106,7 +103,7 @@ async def test_a_json_request_on_a_connection_closed_unanswered_is_sent_again(
     assert server.served == 3 and server.dropped == 2
 
 
-async def test_a_server_that_never_answers_fails_once_resent() -> None:
+async def test_a_server_that_never_answers_fails_once_resent(client: httpx.AsyncClient) -> None:
     """The second send is the last: a server that closes every connection unanswered is an
     upstream failure, not a loop."""
 
@@ -118,11 +115,7 @@ async def test_a_server_that_never_answers_fails_once_resent() -> None:
             writer.close()
 
     server = NeverAnswers()
-    pool = ClientPool(10.0, shards=1)
-    try:
-        async with server as url:
-            with pytest.raises(UpstreamError, match="upstream stream failed"):
-                await collect(pool.pick(), url)
-    finally:
-        await pool.aclose()
+    async with server as url:
+        with pytest.raises(UpstreamError, match="upstream stream failed"):
+            await collect(client, url)
     assert server.connections == 2
